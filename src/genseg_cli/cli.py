@@ -1,0 +1,67 @@
+"""`genseg <stage> [args]`: the command line. Each stage lives in `genseg_cli.stages.<stage>`."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import sys
+
+from rich.console import Console
+
+from genseg_cli import __version__
+from genseg_cli.errors import GensegError
+
+STAGES = {
+    "train": "train a segmenter with a method (baseline, genseg, ...); Hydra overrides, -m sweeps",
+    "generate": "write synthetic image-mask pairs from a trained generator",
+    "evaluate": "score a trained run on its test split and other datasets",
+    "predict": "segment new images with a trained run; export TorchScript/ONNX",
+    "report": "gather runs into tables and Dice-versus-labels figures",
+    "data": "list, check and prepare datasets (data list | check NAME | prepare NAME --src PATH)",
+}
+HYDRA_STAGES = {"train"}
+err_console = Console(stderr=True)
+
+
+def usage() -> str:
+    lines = [f"genseg {__version__}: GenSeg experiments for segmentation with ultra-few labels", "",
+             "usage: genseg <stage> [args]   (genseg <stage> --help for its options)", "", "stages:"]
+    lines += [f"  {name:<9} {text}" for name, text in STAGES.items()]
+    lines += ["", "example: genseg train dataset=jsrt backbone=unet n_labeled=9 method=baseline"]
+    return "\n".join(lines)
+
+
+def with_default_profile(args: list[str]) -> list[str]:
+    """Pick the paper profile on a CUDA machine unless the user chose a profile (CPU is default)."""
+    if any(a.lstrip("+~").startswith("profile=") for a in args):
+        return args
+    import torch
+
+    return [*args, "profile=paper"] if torch.cuda.is_available() else args
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(usage())
+        return 0
+    if argv[0] == "--version":
+        print(__version__)
+        return 0
+    stage, args = argv[0], argv[1:]
+    if stage not in STAGES:
+        err_console.print(f"[red]error:[/red] unknown stage '{stage}'; stages: {', '.join(STAGES)}")
+        return 2
+    if stage in HYDRA_STAGES:
+        args = with_default_profile(args)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        module = importlib.import_module(f"genseg_cli.stages.{stage}")
+        return int(module.main(args) or 0)
+    except GensegError as err:
+        err_console.print(f"[red]error:[/red] {err}", highlight=False)
+        return err.exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

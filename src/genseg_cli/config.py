@@ -1,0 +1,38 @@
+"""Where the config tree lives and how a stage composes it outside Hydra's command line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from omegaconf import DictConfig
+
+from genseg_cli.errors import GensegError
+
+
+def conf_dir() -> Path:
+    """The `conf/` tree: packaged inside the wheel, or at the repository root in a source checkout."""
+    packaged = Path(__file__).parent / "conf"
+    if packaged.is_dir():
+        return packaged
+    checkout = Path(__file__).resolve().parents[2] / "conf"
+    if checkout.is_dir():
+        return checkout
+    raise GensegError(f"genseg's config tree is missing (looked in {packaged} and {checkout}); reinstall")
+
+
+def compose(config_name: str, overrides: list[str] | None = None) -> DictConfig:
+    """Compose `conf/<config_name>.yaml` with overrides, as `genseg <stage>` would.
+
+    >>> cfg = compose("train", ["dataset=ph2", "profile=debug"])
+    >>> cfg.dataset.channels
+    3
+    """
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.errors import HydraException
+
+    try:
+        with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
+            return hydra_compose(config_name=config_name, overrides=overrides or [])
+    except HydraException as err:
+        raise GensegError(f"bad configuration: {err}") from err

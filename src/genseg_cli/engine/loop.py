@@ -1,0 +1,147 @@
+"""The training loop shared by every method: sample, `method.train_step`, validate, checkpoint,
+then score the best-validation model on the test split and every out-of-domain set."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import pandas as pd
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+from torch.utils.data import DataLoader, RandomSampler
+
+from genseg_cli.data.dataset import Pair, SegmentationDataset
+from genseg_cli.data.run_data import RunData, load_run_data
+from genseg_cli.engine.device import Runtime, resolve_runtime, seed_everything
+from genseg_cli.engine.files import save_torch, write_csv, write_json
+from genseg_cli.engine.progress import training_progress
+from genseg_cli.evaluation.evaluate import evaluate_model, summarise
+from genseg_cli.evaluation.metrics import batch_dice
+from genseg_cli.methods.base import Method
+from genseg_cli.nets.segmenters import build_segmenter
+
+log = logging.getLogger(__name__)
+BEST = "checkpoints/best.pt"
+
+
+def build_method(cfg: DictConfig, runtime: Runtime) -> Method:
+    """The configured method around a freshly built segmenter."""
+    segmenter = runtime.prepare(build_segmenter(cfg.backbone))
+    scheduler = instantiate(cfg.optim.scheduler) if cfg.optim.get("scheduler") else None
+    # objects are passed to the partial, not to instantiate(), which would turn them into configs
+    return instantiate(cfg.method, _partial_=True)(
+        segmenter=segmenter,
+        optimizer=instantiate(cfg.optim.optimizer),
+        scheduler=scheduler,
+        runtime=runtime,
+        grad_clip=cfg.trainer.grad_clip,
+    )
+
+
+def training_batches(pairs: list[Pair], cfg: DictConfig) -> DataLoader:
+    """Exactly trainer.steps batches, sampled with replacement from the (augmented) train pairs."""
+    pipeline = cfg.augment.get("pipeline")
+    dataset = SegmentationDataset(pairs, cfg.data.image_size, instantiate(pipeline) if pipeline else None)
+    generator = torch.Generator().manual_seed(int(cfg.seed))
+    sampler = RandomSampler(dataset, replacement=True,
+                            num_samples=cfg.trainer.steps * cfg.data.batch_size, generator=generator)
+    return DataLoader(dataset, batch_size=cfg.data.batch_size, sampler=sampler,
+                      num_workers=cfg.data.num_workers, drop_last=True)
+
+
+@torch.no_grad()
+def validate(method: Method, val: SegmentationDataset) -> float:
+    """Mean Dice on the validation pairs at model resolution (fast, for model selection)."""
+    batch = {k: torch.stack([val[i][k] for i in range(len(val))]) for k in ("image", "mask")}
+    images, masks = method.to_device(batch)
+    method.segmenter.eval()
+    with method.runtime.autocast():
+        logits = method.segmenter(images)
+    return float(batch_dice(logits, masks).mean())
+
+
+def checkpoint(method: Method, cfg: DictConfig, step: int, val_dice: float) -> dict:
+    """What rebuilds and identifies a trained segmenter: weights, the run's config, step, score."""
+    return {
+        "model": method.segmenter.state_dict(),
+        "config": OmegaConf.to_container(cfg, resolve=True),
+        "step": step,
+        "val_dice": val_dice,
+    }
+
+
+def fit(cfg: DictConfig, method: Method, data: RunData, run_dir: Path) -> dict:
+    """Run trainer.steps training steps, keeping the best-validation checkpoint on disk."""
+    val_set = SegmentationDataset(data.val, cfg.data.image_size)
+    best = {"step": 0, "val_dice": -1.0}
+    history: list[dict] = []
+    steps, started = int(cfg.trainer.steps), time.perf_counter()
+    with training_progress(cfg.trainer.progress) as progress:
+        task = progress.add_task("train", total=steps, loss="-", val="-", speed="-")
+        for step, batch in enumerate(training_batches(data.train, cfg), start=1):
+            losses = method.train_step(batch)
+            row = {"step": step, **losses}
+            if step % cfg.trainer.val_every == 0 or step == steps:
+                row["val/dice"] = score = validate(method, val_set)
+                method.on_validation(score)
+                if score >= best["val_dice"]:  # ties go to the later, longer-trained model
+                    best = {"step": step, "val_dice": score}
+                    save_torch(run_dir / BEST, checkpoint(method, cfg, step, score))
+                progress.update(task, val=f"{score:.4f}")
+            history.append(row)
+            speed = step / (time.perf_counter() - started)
+            progress.update(task, advance=1, loss=f"{row['loss/seg']:.4f}", speed=f"{speed:.1f}")
+            if step % cfg.trainer.log_every == 0 or step == steps:
+                log.info("step %d/%d %s", step, steps,
+                         " ".join(f"{k}={v:.4f}" for k, v in row.items() if k != "step"))
+    write_csv(run_dir / "history.csv", pd.DataFrame(history))
+    return {**best, "train_time_s": time.perf_counter() - started}
+
+
+def evaluate_run(cfg: DictConfig, method: Method, data: RunData, run_dir: Path) -> dict:
+    """Score the best checkpoint on test and OOD sets; write per_image.csv; return summaries."""
+    method.segmenter.load_state_dict(torch.load(run_dir / BEST, map_location="cpu")["model"])
+    sets = {"test": data.test, **data.ood}
+    frames, summary = [], {}
+    for name, pairs in sets.items():
+        scores = evaluate_model(method.segmenter, pairs, cfg.data.image_size, method.runtime,
+                                cfg.evaluation.resolution, cfg.evaluation.threshold,
+                                cfg.evaluation.batch_size)
+        summary[name] = summarise(scores)
+        frames.append(scores.assign(set=name))
+    write_csv(run_dir / "per_image.csv", pd.concat(frames)[["set", "id", "dice", "iou"]])
+    return summary
+
+
+def run_training(cfg: DictConfig, run_dir: Path) -> dict:
+    """Train one configured run into `run_dir` and return what metrics.json holds."""
+    seed_everything(int(cfg.seed))
+    runtime = resolve_runtime(cfg.trainer.device, cfg.trainer.precision, cfg.trainer.channels_last)
+    data = load_run_data(cfg.dataset, cfg.paths.data_dir, int(cfg.n_labeled), int(cfg.seed),
+                         float(cfg.val_fraction), with_ood=bool(cfg.evaluation.ood))
+    write_json(run_dir / "splits.json", data.splits.to_dict())
+    log.info("%s: %d train, %d val, %d test; OOD %s; %s %s on %s", cfg.dataset.name,
+             len(data.train), len(data.val), len(data.test), list(data.ood) or "none",
+             cfg.backbone.name, runtime.precision, runtime.device)
+    method = build_method(cfg, runtime)
+    best = fit(cfg, method, data, run_dir)
+    results = evaluate_run(cfg, method, data, run_dir)
+    metrics = {
+        "run": {
+            "dataset": cfg.dataset.name, "method": cfg.method.name, "backbone": cfg.backbone.name,
+            "n_labeled": int(cfg.n_labeled), "seed": int(cfg.seed), "steps": int(cfg.trainer.steps),
+            "image_size": int(cfg.data.image_size), "device": str(runtime.device),
+            "precision": runtime.precision, "resolution": cfg.evaluation.resolution,
+            "n_train": len(data.train), "n_val": len(data.val),
+        },
+        "best_step": best["step"],
+        "val_dice": best["val_dice"],
+        "train_time_s": best["train_time_s"],
+        "test": results.pop("test"),
+        "ood": results,
+    }
+    write_json(run_dir / "metrics.json", metrics)
+    return metrics

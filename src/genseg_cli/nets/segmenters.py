@@ -1,0 +1,55 @@
+"""Segmentation backbones: any segmentation-models-pytorch architecture named by a config.
+
+`conf/backbone/<name>.yaml` holds `model` (a `_target_` into smp with its keyword arguments) and
+`weights` (an optional local file for the whole network). Nothing is downloaded at run time.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig
+from torch import nn
+
+from genseg_cli.errors import GensegError
+
+
+def build_segmenter(backbone: DictConfig) -> nn.Module:
+    """Build the network of a backbone config and load its local weights if given.
+
+    >>> net = build_segmenter(compose("train", ["backbone=unet"]).backbone)
+    >>> net(torch.zeros(1, 1, 64, 64)).shape
+    torch.Size([1, 1, 64, 64])
+    """
+    if backbone.model.get("encoder_weights"):
+        raise GensegError(
+            f"backbone.model.encoder_weights={backbone.model.encoder_weights} would download "
+            "weights at run time; keep it null and give a local file with backbone.weights=PATH"
+        )
+    model = instantiate(backbone.model)
+    if backbone.get("weights"):
+        load_weights(model, Path(backbone.weights))
+    return model
+
+
+def load_weights(model: nn.Module, path: Path) -> None:
+    """Load a state_dict file (.pt/.pth/.safetensors, or a genseg checkpoint) into `model`."""
+    if not path.is_file():
+        raise GensegError(f"backbone.weights={path} does not exist; give a local weights file")
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        state = load_file(str(path))
+    else:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    state = state.get("model", state) if isinstance(state, dict) else state
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if missing and len(missing) == len(model.state_dict()):
+        raise GensegError(f"{path} holds no weights of this backbone (every key is missing)")
+    if unexpected:
+        raise GensegError(
+            f"{path} has {len(unexpected)} keys this backbone lacks "
+            f"(e.g. {', '.join(unexpected[:3])}); is it for another architecture?"
+        )

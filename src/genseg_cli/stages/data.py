@@ -1,0 +1,128 @@
+"""`genseg data list | check NAME | prepare NAME --src PATH`: the dataset registry at work."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+from genseg_cli.data.contract import ContractReport, check_dataset, check_volumes
+from genseg_cli.data.io import index_folder, read_split_table
+from genseg_cli.data.registry import (
+    dataset_names,
+    dataset_root,
+    dataset_spec,
+    require_present,
+)
+
+console = Console()
+
+
+def default_data_dir() -> str:
+    """paths.data_dir of the composed config (GENSEG_DATA_DIR when set)."""
+    from genseg_cli.config import compose
+
+    return str(compose("train", ["profile=debug"]).paths.data_dir)
+
+
+def count_pairs(spec, root: Path) -> int:
+    if spec.dims == 3:
+        return len(list((root / "imagesTr").glob("*.nii.gz")))
+    return len(index_folder(root / "images").keys() & index_folder(root / "masks").keys())
+
+
+def list_datasets(data_dir: str) -> int:
+    table = Table(title=f"datasets in {Path(data_dir).resolve()}")
+    for column in ("name", "task", "present", "pairs", "split", "budgets", "OOD sets", "metric"):
+        table.add_column(column)
+    for name in dataset_names():
+        spec = dataset_spec(name)
+        root = dataset_root(spec, data_dir)
+        present = (root / ("imagesTr" if spec.dims == 3 else "images")).is_dir()
+        table.add_row(
+            name, spec.task, "[green]yes[/green]" if present else "[dim]no[/dim]",
+            str(count_pairs(spec, root)) if present else "-",
+            "official" if present and read_split_table(root) else "fixed seed" if present else "-",
+            ",".join(map(str, spec.label_budgets)), ",".join(spec.ood) or "-", spec.metric,
+        )
+    console.print(table)
+    return 0
+
+
+def summary_table(name: str, report: ContractReport) -> Table:
+    table = Table(title=f"{name}: {report.root}", show_header=False)
+    sizes = ", ".join(f"{'x'.join(map(str, s))} ({n})" for s, n in report.sizes.most_common(3))
+    fg = np.asarray(report.foreground) if report.foreground else np.zeros(1)
+    rows = {
+        "pairs": str(report.n_pairs),
+        "modes / labels": ", ".join(f"{m} ({n})" for m, n in sorted(report.modes.items())),
+        "most common sizes": sizes or "-",
+        "foreground share": f"mean {fg.mean():.3f}, min {fg.min():.3f}, max {fg.max():.3f}",
+        "empty masks": str(len(report.empty_masks)),
+        "problems": str(len(report.problems)),
+    }
+    for key, value in rows.items():
+        table.add_row(key, value)
+    return table
+
+
+def check(name: str, data_dir: str, root: str | None) -> int:
+    spec = dataset_spec(name)
+    folder = Path(root).resolve() if root else dataset_root(spec, data_dir)
+    require_present(spec, folder)
+    report = check_volumes(folder) if spec.dims == 3 else check_dataset(folder)
+    console.print(summary_table(name, report))
+    for warning in report.warnings:
+        console.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
+    for problem in report.problems:
+        console.print(f"[red]problem:[/red] {problem}", highlight=False)
+    if report.problems:
+        console.print(f"[red]{name} breaks the dataset contract[/red] ({len(report.problems)} problems)")
+        return 1
+    console.print(f"[green]{name} is valid[/green]: {report.n_pairs} pairs")
+    return 0
+
+
+def prepare(name: str, src: str, data_dir: str, dst: str | None, max_size: int | None,
+            overwrite: bool) -> int:
+    from genseg_cli.data.prepare import prepare_dataset
+
+    spec = dataset_spec(name)
+    target = Path(dst) if dst else Path(data_dir) / name
+    result = prepare_dataset(spec.prepare or name, src=Path(src), dst=target, max_size=max_size,
+                             overwrite=overwrite)
+    for warning in result.warnings:
+        console.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
+    console.print(f"prepared {result.n_pairs} pairs of {name} in {result.dst}"
+                  f"{' (with the official split)' if result.has_split else ''}")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="genseg data", description="list, check and prepare datasets")
+    p.add_argument("--data-dir", help="folder of datasets (default: paths.data_dir / GENSEG_DATA_DIR)")
+    sub = p.add_subparsers(dest="command", required=True)
+    sub.add_parser("list", help="every registered dataset, whether present, pair count")
+    c = sub.add_parser("check", help="verify a dataset's files against the contract")
+    c.add_argument("name")
+    c.add_argument("--root", help="check this folder instead of <data-dir>/<name>")
+    pr = sub.add_parser("prepare", help="convert an official download into the standard layout")
+    pr.add_argument("name")
+    pr.add_argument("--src", required=True, help="the unpacked official distribution")
+    pr.add_argument("--dst", help="output folder (default: <data-dir>/<name>)")
+    pr.add_argument("--max-size", type=int, help="resize so the long side is at most this")
+    pr.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
+    return p
+
+
+def main(args: list[str]) -> int:
+    ns = parser().parse_args(args)
+    data_dir = ns.data_dir or default_data_dir()
+    if ns.command == "list":
+        return list_datasets(data_dir)
+    if ns.command == "check":
+        return check(ns.name, data_dir, ns.root)
+    return prepare(ns.name, ns.src, data_dir, ns.dst, ns.max_size, ns.overwrite)
