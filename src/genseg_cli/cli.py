@@ -24,8 +24,13 @@ err_console = Console(stderr=True)
 
 
 def usage() -> str:
-    lines = [f"genseg {__version__}: GenSeg experiments for segmentation with ultra-few labels", "",
-             "usage: genseg <stage> [args]   (genseg <stage> --help for its options)", "", "stages:"]
+    lines = [
+        f"genseg {__version__}: GenSeg experiments for segmentation with ultra-few labels",
+        "",
+        "usage: genseg <stage> [args]   (genseg <stage> --help for its options)",
+        "",
+        "stages:",
+    ]
     lines += [f"  {name:<9} {text}" for name, text in STAGES.items()]
     lines += ["", "example: genseg train dataset=jsrt backbone=unet n_labeled=9 method=baseline"]
     return "\n".join(lines)

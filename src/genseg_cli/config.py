@@ -10,14 +10,16 @@ from genseg_cli.errors import GensegError
 
 
 def conf_dir() -> Path:
-    """The `conf/` tree: packaged inside the wheel, or at the repository root in a source checkout."""
+    """The `conf/` tree: inside the installed wheel, or at the root of a source checkout."""
     packaged = Path(__file__).parent / "conf"
     if packaged.is_dir():
         return packaged
     checkout = Path(__file__).resolve().parents[2] / "conf"
     if checkout.is_dir():
         return checkout
-    raise GensegError(f"genseg's config tree is missing (looked in {packaged} and {checkout}); reinstall")
+    raise GensegError(
+        f"genseg's config tree is missing (looked in {packaged} and {checkout}); reinstall"
+    )
 
 
 def compose(config_name: str, overrides: list[str] | None = None) -> DictConfig:

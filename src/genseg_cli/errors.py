@@ -9,7 +9,7 @@ class GensegError(Exception):
     The message must name the file, id, key or value at fault and say what to do.
     The command line prints it on one line and exits with ``exit_code``.
 
-    >>> raise GensegError("dataset 'jsrt' not found in /data; run `genseg data prepare jsrt --src ...`")
+    >>> raise GensegError("dataset 'jsrt' not found in /data; run `genseg data prepare jsrt ...`")
     """
 
     exit_code: int = 2

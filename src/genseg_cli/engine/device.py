@@ -46,7 +46,9 @@ def cpu_has_fast_bf16() -> bool:
     return "amx_bf16" in flags or "avx512_bf16" in flags
 
 
-def resolve_runtime(device: str = "auto", precision: str = "auto", channels_last: bool = True) -> Runtime:
+def resolve_runtime(
+    device: str = "auto", precision: str = "auto", channels_last: bool = True
+) -> Runtime:
     """Turn the trainer's `device` and `precision` settings into a Runtime.
 
     >>> resolve_runtime("cpu", "fp32").precision
@@ -56,7 +58,9 @@ def resolve_runtime(device: str = "auto", precision: str = "auto", channels_last
         device = "cuda" if torch.cuda.is_available() else "cpu"
     dev = torch.device(device)
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise GensegError(f"trainer.device={device} but CUDA is not available; use trainer.device=auto")
+        raise GensegError(
+            f"trainer.device={device} but CUDA is not available; use trainer.device=auto"
+        )
     if precision == "auto":
         if dev.type == "cuda":
             precision = "bf16" if torch.cuda.is_bf16_supported() else "fp16"

@@ -43,13 +43,24 @@ def build_method(cfg: DictConfig, runtime: Runtime) -> Method:
 
 def training_batches(pairs: list[Pair], cfg: DictConfig) -> DataLoader:
     """Exactly trainer.steps batches, sampled with replacement from the (augmented) train pairs."""
-    pipeline = cfg.augment.get("pipeline")
-    dataset = SegmentationDataset(pairs, cfg.data.image_size, instantiate(pipeline) if pipeline else None)
+    pipeline = instantiate(cfg.augment.pipeline) if cfg.augment.get("pipeline") else None
+    if pipeline is not None:  # albumentations keeps its own generator, seeded from the OS otherwise
+        pipeline.set_random_seed(int(cfg.seed))
+    dataset = SegmentationDataset(pairs, cfg.data.image_size, pipeline)
     generator = torch.Generator().manual_seed(int(cfg.seed))
-    sampler = RandomSampler(dataset, replacement=True,
-                            num_samples=cfg.trainer.steps * cfg.data.batch_size, generator=generator)
-    return DataLoader(dataset, batch_size=cfg.data.batch_size, sampler=sampler,
-                      num_workers=cfg.data.num_workers, drop_last=True)
+    sampler = RandomSampler(
+        dataset,
+        replacement=True,
+        num_samples=cfg.trainer.steps * cfg.data.batch_size,
+        generator=generator,
+    )
+    return DataLoader(
+        dataset,
+        batch_size=cfg.data.batch_size,
+        sampler=sampler,
+        num_workers=cfg.data.num_workers,
+        drop_last=True,
+    )
 
 
 @torch.no_grad()
@@ -95,8 +106,12 @@ def fit(cfg: DictConfig, method: Method, data: RunData, run_dir: Path) -> dict:
             speed = step / (time.perf_counter() - started)
             progress.update(task, advance=1, loss=f"{row['loss/seg']:.4f}", speed=f"{speed:.1f}")
             if step % cfg.trainer.log_every == 0 or step == steps:
-                log.info("step %d/%d %s", step, steps,
-                         " ".join(f"{k}={v:.4f}" for k, v in row.items() if k != "step"))
+                log.info(
+                    "step %d/%d %s",
+                    step,
+                    steps,
+                    " ".join(f"{k}={v:.4f}" for k, v in row.items() if k != "step"),
+                )
     write_csv(run_dir / "history.csv", pd.DataFrame(history))
     return {**best, "train_time_s": time.perf_counter() - started}
 
@@ -107,9 +122,15 @@ def evaluate_run(cfg: DictConfig, method: Method, data: RunData, run_dir: Path) 
     sets = {"test": data.test, **data.ood}
     frames, summary = [], {}
     for name, pairs in sets.items():
-        scores = evaluate_model(method.segmenter, pairs, cfg.data.image_size, method.runtime,
-                                cfg.evaluation.resolution, cfg.evaluation.threshold,
-                                cfg.evaluation.batch_size)
+        scores = evaluate_model(
+            method.segmenter,
+            pairs,
+            cfg.data.image_size,
+            method.runtime,
+            cfg.evaluation.resolution,
+            cfg.evaluation.threshold,
+            cfg.evaluation.batch_size,
+        )
         summary[name] = summarise(scores)
         frames.append(scores.assign(set=name))
     write_csv(run_dir / "per_image.csv", pd.concat(frames)[["set", "id", "dice", "iou"]])
@@ -120,22 +141,43 @@ def run_training(cfg: DictConfig, run_dir: Path) -> dict:
     """Train one configured run into `run_dir` and return what metrics.json holds."""
     seed_everything(int(cfg.seed))
     runtime = resolve_runtime(cfg.trainer.device, cfg.trainer.precision, cfg.trainer.channels_last)
-    data = load_run_data(cfg.dataset, cfg.paths.data_dir, int(cfg.n_labeled), int(cfg.seed),
-                         float(cfg.val_fraction), with_ood=bool(cfg.evaluation.ood))
+    data = load_run_data(
+        cfg.dataset,
+        cfg.paths.data_dir,
+        int(cfg.n_labeled),
+        int(cfg.seed),
+        float(cfg.val_fraction),
+        with_ood=bool(cfg.evaluation.ood),
+    )
     write_json(run_dir / "splits.json", data.splits.to_dict())
-    log.info("%s: %d train, %d val, %d test; OOD %s; %s %s on %s", cfg.dataset.name,
-             len(data.train), len(data.val), len(data.test), list(data.ood) or "none",
-             cfg.backbone.name, runtime.precision, runtime.device)
+    log.info(
+        "%s: %d train, %d val, %d test; OOD %s; %s %s on %s",
+        cfg.dataset.name,
+        len(data.train),
+        len(data.val),
+        len(data.test),
+        list(data.ood) or "none",
+        cfg.backbone.name,
+        runtime.precision,
+        runtime.device,
+    )
     method = build_method(cfg, runtime)
     best = fit(cfg, method, data, run_dir)
     results = evaluate_run(cfg, method, data, run_dir)
     metrics = {
         "run": {
-            "dataset": cfg.dataset.name, "method": cfg.method.name, "backbone": cfg.backbone.name,
-            "n_labeled": int(cfg.n_labeled), "seed": int(cfg.seed), "steps": int(cfg.trainer.steps),
-            "image_size": int(cfg.data.image_size), "device": str(runtime.device),
-            "precision": runtime.precision, "resolution": cfg.evaluation.resolution,
-            "n_train": len(data.train), "n_val": len(data.val),
+            "dataset": cfg.dataset.name,
+            "method": cfg.method.name,
+            "backbone": cfg.backbone.name,
+            "n_labeled": int(cfg.n_labeled),
+            "seed": int(cfg.seed),
+            "steps": int(cfg.trainer.steps),
+            "image_size": int(cfg.data.image_size),
+            "device": str(runtime.device),
+            "precision": runtime.precision,
+            "resolution": cfg.evaluation.resolution,
+            "n_train": len(data.train),
+            "n_val": len(data.val),
         },
         "best_step": best["step"],
         "val_dice": best["val_dice"],

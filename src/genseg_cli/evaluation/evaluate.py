@@ -44,8 +44,9 @@ def score_pairs(
     for logit, pair in zip(logits, pairs, strict=True):
         if resolution == "original":
             height, width = pair.mask.shape
-            logit = F.interpolate(logit[None], size=(height, width), mode="bilinear",
-                                  align_corners=False)[0]
+            logit = F.interpolate(
+                logit[None], size=(height, width), mode="bilinear", align_corners=False
+            )[0]
             target = pair.mask
         elif resolution == "model":
             target = resize_pair(pair, logit.shape[-1])[1].astype(bool)

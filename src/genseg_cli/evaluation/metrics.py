@@ -1,4 +1,4 @@
-"""Dice and IoU of binary masks. An empty prediction of an empty mask scores 1 (a correct "nothing")."""
+"""Dice and IoU of binary masks. An empty prediction of an empty mask scores 1 (correct "none")."""
 
 from __future__ import annotations
 

@@ -11,16 +11,25 @@ def results_table(metrics: dict, title: str) -> Table:
     table = Table(title=title)
     for column in ("set", "images", "Dice", "IoU"):
         table.add_column(column, justify="left" if column == "set" else "right")
-    sets = {"test (in-domain)": metrics["test"], **{f"{k} (OOD)": v for k, v in metrics["ood"].items()}}
+    sets = {
+        "test (in-domain)": metrics["test"],
+        **{f"{k} (OOD)": v for k, v in metrics["ood"].items()},
+    }
     for name, s in sets.items():
-        table.add_row(name, str(s["n"]), f"{s['dice_mean']:.4f} ± {s['dice_std']:.4f}",
-                      f"{s['iou_mean']:.4f} ± {s['iou_std']:.4f}")
+        table.add_row(
+            name,
+            str(s["n"]),
+            f"{s['dice_mean']:.4f} ± {s['dice_std']:.4f}",
+            f"{s['iou_mean']:.4f} ± {s['iou_std']:.4f}",
+        )
     return table
 
 
 def print_results(metrics: dict, console: Console | None = None) -> None:
     run = metrics["run"]
-    title = (f"{run['dataset']} · {run['method']} · {run['backbone']} · n_labeled={run['n_labeled']}"
-             f" · seed {run['seed']} · best step {metrics['best_step']} (val Dice "
-             f"{metrics['val_dice']:.4f}) · scored at {run['resolution']} resolution")
+    title = (
+        f"{run['dataset']} · {run['method']} · {run['backbone']} · n_labeled={run['n_labeled']}"
+        f" · seed {run['seed']} · best step {metrics['best_step']} (val Dice "
+        f"{metrics['val_dice']:.4f}) · scored at {run['resolution']} resolution"
+    )
     (console or Console()).print(results_table(metrics, title))

@@ -23,4 +23,6 @@ class SegmentationLoss(nn.Module):
 
     def forward(self, logits: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
         logits = logits.float()  # losses in fp32 even under autocast
-        return self.bce_weight * self.bce(logits, masks) + self.dice_weight * self.dice(logits, masks)
+        return self.bce_weight * self.bce(logits, masks) + self.dice_weight * self.dice(
+            logits, masks
+        )

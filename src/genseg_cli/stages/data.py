@@ -43,10 +43,14 @@ def list_datasets(data_dir: str) -> int:
         root = dataset_root(spec, data_dir)
         present = (root / ("imagesTr" if spec.dims == 3 else "images")).is_dir()
         table.add_row(
-            name, spec.task, "[green]yes[/green]" if present else "[dim]no[/dim]",
+            name,
+            spec.task,
+            "[green]yes[/green]" if present else "[dim]no[/dim]",
             str(count_pairs(spec, root)) if present else "-",
             "official" if present and read_split_table(root) else "fixed seed" if present else "-",
-            ",".join(map(str, spec.label_budgets)), ",".join(spec.ood) or "-", spec.metric,
+            ",".join(map(str, spec.label_budgets)),
+            ",".join(spec.ood) or "-",
+            spec.metric,
         )
     console.print(table)
     return 0
@@ -80,36 +84,51 @@ def check(name: str, data_dir: str, root: str | None) -> int:
     for problem in report.problems:
         console.print(f"[red]problem:[/red] {problem}", highlight=False)
     if report.problems:
-        console.print(f"[red]{name} breaks the dataset contract[/red] ({len(report.problems)} problems)")
+        console.print(
+            f"[red]{name} breaks the dataset contract[/red] ({len(report.problems)} problems)"
+        )
         return 1
     console.print(f"[green]{name} is valid[/green]: {report.n_pairs} pairs")
     return 0
 
 
-def prepare(name: str, src: str, data_dir: str, dst: str | None, max_size: int | None,
-            overwrite: bool) -> int:
+def prepare(
+    name: str, src: str, data_dir: str, dst: str | None, max_size: int | None, overwrite: bool
+) -> int:
     from genseg_cli.data.prepare import prepare_dataset
 
     spec = dataset_spec(name)
     target = Path(dst) if dst else Path(data_dir) / name
-    result = prepare_dataset(spec.prepare or name, src=Path(src), dst=target, max_size=max_size,
-                             overwrite=overwrite)
+    result = prepare_dataset(
+        spec.prepare or name, src=Path(src), dst=target, max_size=max_size, overwrite=overwrite
+    )
     for warning in result.warnings:
         console.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
-    console.print(f"prepared {result.n_pairs} pairs of {name} in {result.dst}"
-                  f"{' (with the official split)' if result.has_split else ''}")
+    console.print(
+        f"prepared {result.n_pairs} pairs of {name} in {result.dst}"
+        f"{' (with the official split)' if result.has_split else ''}"
+    )
     return 0
 
 
 def parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--data-dir", help="folder of datasets (default: paths.data_dir, GENSEG_DATA_DIR)"
+    )
     p = argparse.ArgumentParser(prog="genseg data", description="list, check and prepare datasets")
-    p.add_argument("--data-dir", help="folder of datasets (default: paths.data_dir / GENSEG_DATA_DIR)")
     sub = p.add_subparsers(dest="command", required=True)
-    sub.add_parser("list", help="every registered dataset, whether present, pair count")
-    c = sub.add_parser("check", help="verify a dataset's files against the contract")
+    sub.add_parser(
+        "list", parents=[common], help="every registered dataset, whether present, pairs"
+    )
+    c = sub.add_parser(
+        "check", parents=[common], help="verify a dataset's files against the contract"
+    )
     c.add_argument("name")
     c.add_argument("--root", help="check this folder instead of <data-dir>/<name>")
-    pr = sub.add_parser("prepare", help="convert an official download into the standard layout")
+    pr = sub.add_parser(
+        "prepare", parents=[common], help="convert an official download into the standard layout"
+    )
     pr.add_argument("name")
     pr.add_argument("--src", required=True, help="the unpacked official distribution")
     pr.add_argument("--dst", help="output folder (default: <data-dir>/<name>)")

@@ -37,8 +37,12 @@ def train_task(cfg: DictConfig) -> float | None:
             return None
         raise SystemExit(err.exit_code) from None
     except Exception as err:
-        write_status(run_dir, "failed", reason=f"{type(err).__name__}: {err}",
-                     traceback=traceback.format_exc())
+        write_status(
+            run_dir,
+            "failed",
+            reason=f"{type(err).__name__}: {err}",
+            traceback=traceback.format_exc(),
+        )
         raise
     write_status(run_dir, "done")
     print_results(metrics)
@@ -48,7 +52,9 @@ def train_task(cfg: DictConfig) -> float | None:
 
 def main(args: list[str]) -> int:
     """Run the Hydra application with `args` as its command line."""
-    app = hydra.main(config_path=str(conf_dir()), config_name="train", version_base="1.3")(train_task)
+    app = hydra.main(config_path=str(conf_dir()), config_name="train", version_base="1.3")(
+        train_task
+    )
     sys.argv = ["genseg train", *args]
     app()
     return 0

@@ -1,0 +1,134 @@
+"""The `genseg` command as a user runs it (subprocesses of the installed console script)."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import write_pair
+
+GENSEG = str(Path(sys.executable).parent / "genseg")
+
+
+def genseg(
+    *args: str, env: dict | None = None, cwd: Path | None = None
+) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [GENSEG, *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env={**os.environ, "COLUMNS": "200", **(env or {})},
+        timeout=300,
+    )
+
+
+def test_help_lists_every_stage():
+    out = genseg("--help")
+    assert out.returncode == 0
+    for stage in ("train", "generate", "evaluate", "predict", "report", "data"):
+        assert f"  {stage} " in out.stdout
+
+
+def test_train_help_shows_config_groups():
+    out = genseg("train", "--help")
+    assert out.returncode == 0
+    for group in ("dataset:", "backbone:", "method:", "profile:", "optim:"):
+        assert group in out.stdout
+    assert "jsrt" in out.stdout and "deeplabv3" in out.stdout
+
+
+def test_unknown_stage():
+    out = genseg("fly")
+    assert out.returncode == 2 and "unknown stage 'fly'" in out.stderr
+
+
+@pytest.mark.parametrize("stage", ["generate", "evaluate", "predict", "report"])
+def test_later_stages_say_not_implemented(stage):
+    out = genseg(stage)
+    assert out.returncode == 2 and "not implemented yet" in out.stderr
+
+
+def test_data_list_shows_present_and_absent(data_dir: Path):
+    out = genseg("data", "list", env={"GENSEG_DATA_DIR": str(data_dir)})
+    assert out.returncode == 0
+    rows = {line.split("│")[1].strip(): line for line in out.stdout.splitlines() if "│" in line}
+    assert "yes" in rows["jsrt"] and "247" in rows["jsrt"]
+    assert "no" in rows["isic"] and "no" in rows["liver"]
+    assert "official" in rows["kvasir"]
+
+
+def test_data_check_valid(data_dir: Path):
+    out = genseg("data", "check", "jsrt", "--data-dir", str(data_dir))
+    assert out.returncode == 0 and "jsrt is valid" in out.stdout and "247" in out.stdout
+
+
+def test_data_check_broken_folder_names_ids(folder_dataset: Path):
+    (folder_dataset / "masks" / "case04.png").unlink()
+    out = genseg("data", "check", "folder", "--root", str(folder_dataset))
+    assert out.returncode == 1
+    assert "images without a mask: case04" in out.stdout
+
+
+def test_data_prepare_then_check(tmp_path: Path):
+    src = tmp_path / "icfluid_download"
+    for i in range(3):
+        write_pair(src, f"oct{i}")
+    (src / "images").rename(src / "image")
+    (src / "masks").rename(src / "mask")
+    out = genseg("data", "prepare", "icfluid", "--src", str(src), "--data-dir", str(tmp_path))
+    assert out.returncode == 0, out.stderr
+    assert genseg("data", "check", "icfluid", "--data-dir", str(tmp_path)).returncode == 0
+
+
+def test_train_unknown_choice_lists_options(tmp_path: Path):
+    out = genseg("train", "backbone=resnet9000", env={"GENSEG_OUTPUT_DIR": str(tmp_path)})
+    assert out.returncode != 0
+    assert "Could not find 'backbone/resnet9000'" in out.stderr and "deeplabv3" in out.stderr
+
+
+def test_train_bad_budget_is_one_clear_line(data_dir: Path, tmp_path: Path):
+    out = genseg("train", "profile=debug", "n_labeled=1", env={"GENSEG_OUTPUT_DIR": str(tmp_path)})
+    assert out.returncode == 2
+    assert "n_labeled=1 is too small" in out.stdout + out.stderr
+    assert "Traceback" not in out.stdout + out.stderr
+    status = next(tmp_path.rglob("status.json"))
+    assert json.loads(status.read_text())["status"] == "failed"
+
+
+def test_train_missing_data_dir(tmp_path: Path):
+    out = genseg(
+        "train",
+        "profile=debug",
+        env={"GENSEG_DATA_DIR": str(tmp_path / "nowhere"), "GENSEG_OUTPUT_DIR": str(tmp_path)},
+    )
+    assert out.returncode == 2
+    assert f"data directory {tmp_path / 'nowhere'} does not exist" in out.stdout + out.stderr
+
+
+def test_train_single_run_prints_table(data_dir: Path, tmp_path: Path):
+    out = genseg(
+        "train", "profile=debug", "evaluation.ood=true", env={"GENSEG_OUTPUT_DIR": str(tmp_path)}
+    )
+    assert out.returncode == 0, out.stderr
+    assert "test (in-domain)" in out.stdout and "nlm_sz (OOD)" in out.stdout
+    (run_dir,) = (tmp_path / "runs" / "jsrt" / "baseline").iterdir()
+    assert json.loads((run_dir / "status.json").read_text())["status"] == "done"
+    assert (run_dir / "config.yaml").is_file() and (run_dir / "train.log").is_file()
+
+
+def test_multirun_sweep_gives_one_directory_per_run(data_dir: Path, tmp_path: Path):
+    out = genseg(
+        "train",
+        "-m",
+        "profile=debug",
+        "seed=0,1",
+        "n_labeled=3",
+        env={"GENSEG_OUTPUT_DIR": str(tmp_path)},
+    )
+    assert out.returncode == 0, out.stderr
+    runs = sorted(p.parent.name for p in tmp_path.glob("multiruns/*/*/metrics.json"))
+    assert runs == ["jsrt_unet_baseline_n3_s0", "jsrt_unet_baseline_n3_s1"]
