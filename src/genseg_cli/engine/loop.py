@@ -3,10 +3,13 @@ then score the best-validation model on the test split and every out-of-domain s
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import torch
 from hydra.utils import instantiate
@@ -14,13 +17,14 @@ from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader, RandomSampler
 
 from genseg_cli.data.dataset import Pair, SegmentationDataset
+from genseg_cli.data.mask_augment import augment_mask
 from genseg_cli.data.run_data import RunData, load_run_data
 from genseg_cli.engine.device import Runtime, resolve_runtime, seed_everything
 from genseg_cli.engine.files import save_torch, write_csv, write_json
 from genseg_cli.engine.progress import training_progress
 from genseg_cli.evaluation.evaluate import evaluate_model, summarise
 from genseg_cli.evaluation.metrics import batch_dice
-from genseg_cli.methods.base import Method
+from genseg_cli.methods.base import Method, TrainingContext
 from genseg_cli.nets.segmenters import build_segmenter
 
 log = logging.getLogger(__name__)
@@ -41,18 +45,36 @@ def build_method(cfg: DictConfig, runtime: Runtime) -> Method:
     )
 
 
-def training_batches(pairs: list[Pair], cfg: DictConfig) -> DataLoader:
-    """Exactly trainer.steps batches, sampled with replacement from the (augmented) train pairs."""
-    pipeline = instantiate(cfg.augment.pipeline) if cfg.augment.get("pipeline") else None
-    if pipeline is not None:  # albumentations keeps its own generator, seeded from the OS otherwise
-        pipeline.set_random_seed(int(cfg.seed))
-    dataset = SegmentationDataset(pairs, cfg.data.image_size, pipeline)
-    generator = torch.Generator().manual_seed(int(cfg.seed))
+def instantiate_pipeline(node: DictConfig | None, seed: int):
+    """An albumentations pipeline from config, seeded (it keeps its own generator), or None."""
+    if not node or not node.get("pipeline"):
+        return None
+    pipeline = instantiate(node.pipeline, _convert_="all")  # albumentations wants plain lists
+    pipeline.set_random_seed(seed)
+    return pipeline
+
+
+def training_batches(
+    pairs: list[Pair],
+    cfg: DictConfig,
+    steps: int,
+    seed: int,
+    with_new_masks: bool = False,
+    augment: bool = True,
+) -> DataLoader:
+    """`steps` batches sampled with replacement from the train pairs, augmented unless
+    `augment` is False; with `with_new_masks`, each item also carries a new mask made by the
+    mask_augment pipeline."""
+    dataset = SegmentationDataset(
+        pairs,
+        cfg.data.image_size,
+        instantiate_pipeline(cfg.augment, seed) if augment else None,
+        mask_pipeline=instantiate_pipeline(cfg.get("mask_augment"), seed + 1),
+        with_new_masks=with_new_masks,
+    )
+    generator = torch.Generator().manual_seed(seed)
     sampler = RandomSampler(
-        dataset,
-        replacement=True,
-        num_samples=cfg.trainer.steps * cfg.data.batch_size,
-        generator=generator,
+        dataset, replacement=True, num_samples=steps * cfg.data.batch_size, generator=generator
     )
     return DataLoader(
         dataset,
@@ -63,11 +85,38 @@ def training_batches(pairs: list[Pair], cfg: DictConfig) -> DataLoader:
     )
 
 
+def whole_set(pairs: list[Pair], image_size: int) -> dict[str, torch.Tensor]:
+    """All pairs at model resolution as one batch (validation, references for previews)."""
+    items = SegmentationDataset(pairs, image_size)
+    return {k: torch.stack([items[i][k] for i in range(len(items))]) for k in ("image", "mask")}
+
+
+def training_context(cfg: DictConfig, data: RunData, run_dir: Path) -> TrainingContext:
+    seed, size = int(cfg.seed), int(cfg.data.image_size)
+    train_batch = whole_set(data.train, size)
+    pipeline = instantiate_pipeline(cfg.get("mask_augment"), seed + 2)
+    previews = [augment_mask(m[0].numpy(), pipeline) for m in train_batch["mask"][:4]]
+    key = {
+        "dataset": cfg.dataset.name,
+        "train": data.splits.train,
+        "size": size,
+        "seed": seed,
+        "channels": int(cfg.dataset.channels),
+    }
+    return TrainingContext(
+        run_dir=run_dir,
+        train_batch=train_batch,
+        val_batch=whole_set(data.val, size),
+        preview_masks=torch.from_numpy(np.stack(previews)).float()[:, None],
+        real_batches=lambda n: training_batches(data.train, cfg, n, seed + 3),
+        cache_key=hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16],
+    )
+
+
 @torch.no_grad()
-def validate(method: Method, val: SegmentationDataset) -> float:
+def validate(method: Method, val_batch: dict[str, torch.Tensor]) -> float:
     """Mean Dice on the validation pairs at model resolution (fast, for model selection)."""
-    batch = {k: torch.stack([val[i][k] for i in range(len(val))]) for k in ("image", "mask")}
-    images, masks = method.to_device(batch)
+    images, masks = method.to_device(val_batch)
     method.segmenter.eval()
     with method.runtime.autocast():
         logits = method.segmenter(images)
@@ -86,17 +135,23 @@ def checkpoint(method: Method, cfg: DictConfig, step: int, val_dice: float) -> d
 
 def fit(cfg: DictConfig, method: Method, data: RunData, run_dir: Path) -> dict:
     """Run trainer.steps training steps, keeping the best-validation checkpoint on disk."""
-    val_set = SegmentationDataset(data.val, cfg.data.image_size)
+    context = training_context(cfg, data, run_dir)
+    started = time.perf_counter()
+    method.prepare(context)
+    prepare_time = time.perf_counter() - started
     best = {"step": 0, "val_dice": -1.0}
     history: list[dict] = []
     steps, started = int(cfg.trainer.steps), time.perf_counter()
+    batches = training_batches(
+        data.train, cfg, steps, int(cfg.seed), method.needs_new_masks, method.augment_real
+    )
     with training_progress(cfg.trainer.progress) as progress:
         task = progress.add_task("train", total=steps, loss="-", val="-", speed="-")
-        for step, batch in enumerate(training_batches(data.train, cfg), start=1):
+        for step, batch in enumerate(batches, start=1):
             losses = method.train_step(batch)
             row = {"step": step, **losses}
             if step % cfg.trainer.val_every == 0 or step == steps:
-                row["val/dice"] = score = validate(method, val_set)
+                row["val/dice"] = score = validate(method, context.val_batch)
                 method.on_validation(score)
                 if score >= best["val_dice"]:  # ties go to the later, longer-trained model
                     best = {"step": step, "val_dice": score}
@@ -106,14 +161,29 @@ def fit(cfg: DictConfig, method: Method, data: RunData, run_dir: Path) -> dict:
             speed = step / (time.perf_counter() - started)
             progress.update(task, advance=1, loss=f"{row['loss/seg']:.4f}", speed=f"{speed:.1f}")
             if step % cfg.trainer.log_every == 0 or step == steps:
-                log.info(
-                    "step %d/%d %s",
-                    step,
-                    steps,
-                    " ".join(f"{k}={v:.4f}" for k, v in row.items() if k != "step"),
+                shown = " ".join(
+                    f"{k}={v:.4f}"
+                    for k, v in row.items()
+                    if "/" in k and not k.startswith("alpha/")
                 )
-    write_csv(run_dir / "history.csv", pd.DataFrame(history))
-    return {**best, "train_time_s": time.perf_counter() - started}
+                log.info("step %d/%d %s", step, steps, shown)
+    train_time = time.perf_counter() - started
+    write_history(run_dir, pd.DataFrame(history))
+    return {
+        **best,
+        "train_time_s": train_time,
+        "prepare_time_s": prepare_time,
+        "method": method.finish(run_dir),
+    }
+
+
+def write_history(run_dir: Path, history: pd.DataFrame) -> None:
+    """history.csv (every logged value per step) and alpha.csv (architecture weights over time)."""
+    write_csv(run_dir / "history.csv", history)
+    alpha_columns = [c for c in history.columns if c.startswith("alpha/")]
+    if alpha_columns:
+        alphas = history[["step", *alpha_columns]].dropna(subset=alpha_columns, how="all")
+        write_csv(run_dir / "alpha.csv", alphas)
 
 
 def evaluate_run(cfg: DictConfig, method: Method, data: RunData, run_dir: Path) -> dict:
@@ -182,6 +252,8 @@ def run_training(cfg: DictConfig, run_dir: Path) -> dict:
         "best_step": best["step"],
         "val_dice": best["val_dice"],
         "train_time_s": best["train_time_s"],
+        "prepare_time_s": best["prepare_time_s"],
+        **best["method"],
         "test": results.pop("test"),
         "ood": results,
     }

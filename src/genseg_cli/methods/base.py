@@ -8,13 +8,36 @@ functionally (torch.func) by the multi-level optimisation.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig
 from torch import nn
 
 from genseg_cli.engine.device import Runtime
+from genseg_cli.mlo.hypergrad import real_plus_synthetic_loss
+
+
+@dataclass
+class TrainingContext:
+    """What the loop hands a method before training.
+
+    `train_batch` / `val_batch`: all real train / validation pairs at model resolution, not
+    augmented; `preview_masks`: fixed new masks for before/after pictures; `real_batches(n)`:
+    n batches of augmented real pairs (for pre-training); `cache_key`: identifies the data a
+    pre-trained network saw, so a later run on the same split can reuse it.
+    """
+
+    run_dir: Path
+    train_batch: dict[str, torch.Tensor]
+    val_batch: dict[str, torch.Tensor]
+    preview_masks: torch.Tensor
+    real_batches: Callable[[int], Iterable[dict]]
+    cache_key: str
 
 
 class Method:
@@ -24,22 +47,26 @@ class Method:
     """
 
     name = "method"
+    needs_new_masks = False  # True: batches carry "new_mask", made from real masks each step
 
     def __init__(
         self,
         *,
         segmenter: nn.Module,
-        loss: nn.Module,
+        loss: nn.Module | DictConfig,
         optimizer: Callable[..., torch.optim.Optimizer],
         scheduler: Callable[..., Any] | None,
         runtime: Runtime,
         grad_clip: float | None = None,
         name: str | None = None,
+        augment_real: bool = True,
     ) -> None:
         self.segmenter = segmenter
-        self.loss = loss
+        # methods built with _recursive_=false receive the loss as a config
+        self.loss = instantiate(loss) if isinstance(loss, DictConfig) else loss
         self.runtime = runtime
         self.grad_clip = grad_clip
+        self.augment_real = augment_real  # False: real pairs skip the augment pipeline
         self.optimizer = optimizer(segmenter.parameters())
         self.scheduler = scheduler(self.optimizer) if scheduler is not None else None
         self.scaler = runtime.grad_scaler()
@@ -58,13 +85,24 @@ class Method:
             images = images.contiguous(memory_format=torch.channels_last)
         return images, masks
 
-    def segmentation_update(self, images: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
-        """One optimiser step of the segmenter on (images, masks); returns the detached loss."""
+    def segmentation_update(
+        self,
+        images: torch.Tensor,
+        masks: torch.Tensor,
+        synthetic: torch.Tensor | None = None,
+        new_masks: torch.Tensor | None = None,
+        synthetic_weight: float = 0.0,
+    ) -> torch.Tensor:
+        """One optimiser step of the segmenter on real pairs, plus synthetic pairs when given
+        (L = L(real) + synthetic_weight * L(synthetic), one forward pass); returns the loss."""
         self.segmenter.train()
         self.optimizer.zero_grad(set_to_none=True)
+        n_real = images.shape[0]
+        if synthetic is not None:
+            images, masks = torch.cat([images, synthetic]), torch.cat([masks, new_masks])
         with self.runtime.autocast():
             logits = self.segmenter(images)
-        loss = self.loss(logits, masks)
+        loss = real_plus_synthetic_loss(self.loss, logits, masks, n_real, synthetic_weight)
         self.scaler.scale(loss).backward()
         if self.grad_clip:
             self.scaler.unscale_(self.optimizer)
@@ -80,8 +118,15 @@ class Method:
         if self.steps_on_validation:
             self.scheduler.step(score)
 
+    def prepare(self, context: TrainingContext) -> None:
+        """Called once before the first step (pre-training, previews); nothing for the baseline."""
+
     def train_step(self, batch: dict) -> dict[str, float]:
         raise NotImplementedError
+
+    def finish(self, run_dir: Path) -> dict:
+        """Called after the last step; returns what the method adds to metrics.json."""
+        return {}
 
     def state_dict(self) -> dict:
         return {

@@ -22,7 +22,8 @@ class SegmentationLoss(nn.Module):
         self.dice = DiceLoss(mode="binary", from_logits=True)
 
     def forward(self, logits: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
-        logits = logits.float()  # losses in fp32 even under autocast
+        if logits.dtype in (torch.float16, torch.bfloat16):  # losses in fp32 under autocast
+            logits = logits.float()
         return self.bce_weight * self.bce(logits, masks) + self.dice_weight * self.dice(
             logits, masks
         )

@@ -1,0 +1,127 @@
+"""GenSeg: generator, discriminator and segmenter trained end to end, with the generator's
+architecture updated by the hypergradient of the segmenter's validation loss (`genseg_cli.mlo`).
+
+Each step: D update; G weights update (GAN + L1); segmenter update on real + lambda * synthetic;
+every `mlo.arch_every` steps, alpha (and with `mlo.generator_weights`, G's weights) moves along
+d L_val(W'(A)) / dA, where W' is the segmenter after an unrolled update on data made by G_A.
+"""
+
+from __future__ import annotations
+
+import torch
+from omegaconf import DictConfig
+from torch import Tensor
+
+from genseg_cli.methods.base import TrainingContext
+from genseg_cli.methods.synthetic import SyntheticDataMethod
+from genseg_cli.mlo.hypergrad import LowerProblem, hypergradient
+
+
+class GenSeg(SyntheticDataMethod):
+    """End-to-end GenSeg with a real upper level.
+
+    >>> method = instantiate(cfg.method, _partial_=True)(segmenter=net, optimizer=..., ...)
+    >>> method.train_step(batch)   # {'loss/seg': .., 'loss/D': .., 'loss/val_upper': .., ...}
+    """
+
+    name = "genseg"
+
+    def __init__(self, *, mlo: DictConfig, end_to_end_lr: float, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.mlo = mlo
+        self.end_to_end_lr = float(end_to_end_lr)
+        self.arch_optimizer = (
+            torch.optim.Adam(
+                self.generator.arch_parameters(),
+                lr=mlo.arch_lr,
+                betas=(0.5, 0.999),
+                weight_decay=mlo.arch_weight_decay,
+            )
+            if self.generator.arch_parameters()
+            else None
+        )
+        self.feedback_optimizer = (
+            self._adam(self.generator.weight_parameters(), mlo.generator_lr)
+            if mlo.generator_weights
+            else None
+        )
+        self.steps_done = 0
+
+    def prepare(self, context: TrainingContext) -> None:
+        super().prepare(context)
+        for optimizer in (self.g_optimizer, self.d_optimizer):
+            for group in optimizer.param_groups:
+                group["lr"] = self.end_to_end_lr
+        self.val = tuple(
+            t.to(self.runtime.device)
+            for t in (context.val_batch["image"], context.val_batch["mask"])
+        )
+        if self.runtime.channels_last:
+            self.val = (self.val[0].contiguous(memory_format=torch.channels_last), self.val[1])
+
+    def train_step(self, batch: dict) -> dict[str, float]:
+        self.steps_done += 1
+        images, masks = self.to_device(batch)
+        new_masks = batch["new_mask"].to(self.runtime.device)
+        self.generator.train()
+        both = self.synthesise(torch.cat([masks, new_masks]))  # one G pass for both uses
+        fake, synthetic = both[: masks.shape[0]], both[masks.shape[0] :]
+        losses = self.gan_step(masks, images, fake)
+        losses["loss/seg"] = float(
+            self.segmentation_update(
+                images, masks, synthetic.detach(), new_masks, self.synthetic_weight
+            )
+        )
+        if self.steps_done % int(self.mlo.arch_every) == 0 and self._has_upper_targets():
+            losses.update(self.upper_update(images, masks, new_masks))
+        return losses
+
+    def _has_upper_targets(self) -> bool:
+        return self.arch_optimizer is not None or self.feedback_optimizer is not None
+
+    def _synthesise_for_upper(self, new_masks: Tensor):
+        def run() -> Tensor:  # fp32 and in the graph: the hypergradient flows through here
+            images = self.generator(new_masks)
+            if self.runtime.channels_last:
+                images = images.contiguous(memory_format=torch.channels_last)
+            return images
+
+        return run
+
+    def upper_update(self, images: Tensor, masks: Tensor, new_masks: Tensor) -> dict[str, float]:
+        """One step of the upper level along the hypergradient of the validation loss."""
+        alphas = self.generator.arch_parameters() if self.arch_optimizer else []
+        weights = self.generator.weight_parameters() if self.feedback_optimizer else []
+        problem = LowerProblem(
+            self.segmenter, self.loss, (images, masks), new_masks, self.val, self.synthetic_weight
+        )
+        self.segmenter.train()
+        grads, val_loss = hypergradient(
+            self.mlo.hypergrad,
+            problem,
+            self._synthesise_for_upper(new_masks),
+            [*alphas, *weights],
+            float(self.mlo.xi),
+            int(self.mlo.unroll_steps),
+        )
+        for param, grad in zip([*alphas, *weights], grads, strict=True):
+            param.grad = grad.detach()
+        for optimizer in (self.arch_optimizer, self.feedback_optimizer):
+            if optimizer is not None:
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
+        out = {"loss/val_upper": float(val_loss)}
+        if alphas:
+            out["hypergrad/alpha_norm"] = float(
+                torch.cat([g.flatten() for g in grads[: len(alphas)]]).norm()
+            )
+            out.update(self.alpha_weights())
+        return out
+
+    def alpha_weights(self) -> dict[str, float]:
+        """softmax(alpha) per searchable layer and candidate, for history.csv / alpha.csv."""
+        return {
+            f"alpha/{entry['layer']}/{op}": float(w)
+            for entry in self.generator.derive()
+            for op, w in zip(entry["candidates"], entry["weights"], strict=True)
+        }

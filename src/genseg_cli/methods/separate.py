@@ -1,0 +1,37 @@
+"""The paper's "Separate" ablation: pre-train the generator, freeze it, then train the segmenter
+on real + lambda * synthetic pairs. No feedback from segmentation to the generator."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from genseg_cli.methods.base import TrainingContext
+from genseg_cli.methods.synthetic import SyntheticDataMethod
+
+
+def freeze_keeping_dropout(module: nn.Module) -> None:
+    """No more weight or batch-norm updates, but dropout stays on as pix2pix's noise source."""
+    module.requires_grad_(False)
+    module.eval()
+    for child in module.modules():
+        if isinstance(child, nn.Dropout | nn.Dropout2d):
+            child.train()
+
+
+class Separate(SyntheticDataMethod):
+    """Frozen pre-trained generator + segmentation on real and synthetic pairs."""
+
+    name = "separate"
+
+    def prepare(self, context: TrainingContext) -> None:
+        super().prepare(context)
+        freeze_keeping_dropout(self.generator)
+
+    def train_step(self, batch: dict) -> dict[str, float]:
+        images, masks = self.to_device(batch)
+        new_masks = batch["new_mask"].to(self.runtime.device)
+        with torch.no_grad():
+            synthetic = self.synthesise(new_masks)
+        loss = self.segmentation_update(images, masks, synthetic, new_masks, self.synthetic_weight)
+        return {"loss/seg": float(loss)}

@@ -1,0 +1,155 @@
+"""Hypergradient of the validation loss with respect to the generator (multi-level optimisation).
+
+GenSeg's upper level minimises L_val(W*(A)) over the generator architecture A, where W are the
+segmenter's weights trained on real pairs plus synthetic pairs (G_A(m'), m'). W*(A) is approximated
+by unrolling: W' = W - xi * grad_W L_train(W, A), and the gradient reaches A only through the
+synthetic images, which therefore stay in the autograd graph here (no detach, no uint8 round trip).
+
+Two estimators (`mlo.hypergrad`):
+- `second_order`: differentiate through the unrolled step(s) exactly (double backward).
+- `finite_difference`: the DARTS approximation of the mixed second derivative,
+  dL_val/dA ~= -xi / (2 eps) * [grad_A L_train(W + eps v, A) - grad_A L_train(W - eps v, A)],
+  with v = grad_W' L_val(W') and eps = 0.01 / |v|.
+
+The segmenter is evaluated with torch.func.functional_call on substituted weights; its batch-norm
+buffers are cloned so that these look-ahead passes leave the real running statistics untouched.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+from torch.func import functional_call
+
+Params = dict[str, Tensor]
+
+
+@dataclass
+class LowerProblem:
+    """What the lower level (segmenter training) needs: the net, its loss and the batches.
+
+    `real` and `val` are (images, masks); `new_masks` are the masks the synthetic images are made
+    from; `synthetic_weight` is lambda in L_train = L(real) + lambda * L(synthetic).
+    """
+
+    segmenter: nn.Module
+    loss: nn.Module
+    real: tuple[Tensor, Tensor]
+    new_masks: Tensor
+    val: tuple[Tensor, Tensor]
+    synthetic_weight: float = 1.0
+
+
+def real_plus_synthetic_loss(
+    loss: nn.Module, logits: Tensor, masks: Tensor, n_real: int, synthetic_weight: float
+) -> Tensor:
+    """L(real) + lambda * L(synthetic) for logits of a batch whose first `n_real` items are real."""
+    real = loss(logits[:n_real], masks[:n_real])
+    if logits.shape[0] == n_real:
+        return real
+    return real + synthetic_weight * loss(logits[n_real:], masks[n_real:])
+
+
+def _call(problem: LowerProblem, params: Params, buffers: Params, images: Tensor) -> Tensor:
+    return functional_call(problem.segmenter, {**params, **buffers}, (images,))
+
+
+def train_loss(problem: LowerProblem, params: Params, buffers: Params, synthetic: Tensor) -> Tensor:
+    """L_train(W, A) on real + synthetic images, one forward pass (shared batch statistics)."""
+    images, masks = problem.real
+    logits = _call(problem, params, buffers, torch.cat([images, synthetic]))
+    return real_plus_synthetic_loss(
+        problem.loss,
+        logits,
+        torch.cat([masks, problem.new_masks]),
+        images.shape[0],
+        problem.synthetic_weight,
+    )
+
+
+def val_loss(problem: LowerProblem, params: Params, buffers: Params) -> Tensor:
+    images, masks = problem.val
+    return problem.loss(_call(problem, params, buffers, images), masks)
+
+
+def _start(problem: LowerProblem) -> tuple[Params, Params]:
+    params = {n: p.detach().requires_grad_(True) for n, p in problem.segmenter.named_parameters()}
+    buffers = {n: b.detach().clone() for n, b in problem.segmenter.named_buffers()}
+    return params, buffers
+
+
+def _sgd_step(params: Params, loss: Tensor, xi: float, create_graph: bool) -> Params:
+    grads = torch.autograd.grad(loss, list(params.values()), create_graph=create_graph)
+    return {n: p - xi * g for (n, p), g in zip(params.items(), grads, strict=True)}
+
+
+def second_order(
+    problem: LowerProblem,
+    synthesise: Callable[[], Tensor],
+    targets: list[Tensor],
+    xi: float,
+    unroll_steps: int = 1,
+) -> tuple[list[Tensor], Tensor]:
+    """Exact d L_val(W_K(A)) / d targets through `unroll_steps` differentiable SGD steps.
+
+    >>> alphas = generator.arch_parameters()
+    >>> grads, lval = second_order(problem, lambda: generator(new_masks), alphas, xi=1e-3)
+    """
+    params, buffers = _start(problem)
+    synthetic = synthesise()
+    for _ in range(unroll_steps):
+        params = _sgd_step(params, train_loss(problem, params, buffers, synthetic), xi, True)
+    lval = val_loss(problem, params, buffers)
+    grads = torch.autograd.grad(lval, targets, allow_unused=True)
+    return [
+        torch.zeros_like(t) if g is None else g for t, g in zip(targets, grads, strict=True)
+    ], lval.detach()
+
+
+def finite_difference(
+    problem: LowerProblem,
+    synthesise: Callable[[], Tensor],
+    targets: list[Tensor],
+    xi: float,
+    unroll_steps: int = 1,
+) -> tuple[list[Tensor], Tensor]:
+    """DARTS' finite-difference estimate of d L_val(W'(A)) / d targets (one unrolled step)."""
+    if unroll_steps != 1:
+        raise ValueError(
+            "mlo.hypergrad=finite_difference supports mlo.unroll_steps=1 only; "
+            "use mlo.hypergrad=second_order for longer unrolls"
+        )
+    params, buffers = _start(problem)
+    synthetic = synthesise()
+    stepped = _sgd_step(params, train_loss(problem, params, buffers, synthetic.detach()), xi, False)
+    stepped = {n: p.detach().requires_grad_(True) for n, p in stepped.items()}
+    lval = val_loss(problem, stepped, buffers)
+    v = torch.autograd.grad(lval, list(stepped.values()))
+    eps = 0.01 / torch.cat([g.flatten() for g in v]).norm().clamp_min(1e-12)
+
+    def grad_at(sign: float) -> tuple[Tensor, ...]:
+        shifted = {
+            n: (p + sign * eps * g).detach() for (n, p), g in zip(params.items(), v, strict=True)
+        }
+        loss = train_loss(problem, shifted, buffers, synthetic)
+        return torch.autograd.grad(loss, targets, retain_graph=True, allow_unused=True)
+
+    plus, minus = grad_at(1.0), grad_at(-1.0)
+    grads = [
+        torch.zeros_like(t) if a is None else -xi * (a - b) / (2 * eps)
+        for t, a, b in zip(targets, plus, minus, strict=True)
+    ]
+    return grads, lval.detach()
+
+
+ESTIMATORS = {"second_order": second_order, "finite_difference": finite_difference}
+
+
+def hypergradient(mode: str, *args, **kwargs) -> tuple[list[Tensor], Tensor]:
+    """Dispatch on `mlo.hypergrad`; returns (gradients for `targets`, the validation loss)."""
+    if mode not in ESTIMATORS:
+        raise ValueError(f"mlo.hypergrad={mode} is not one of {', '.join(ESTIMATORS)}")
+    return ESTIMATORS[mode](*args, **kwargs)

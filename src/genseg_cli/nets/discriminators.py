@@ -1,0 +1,126 @@
+"""Conditional PatchGAN discriminator and the adversarial loss for the mask-to-image generator.
+
+The discriminator sees the mask and the image side by side (channel concatenation), so it
+judges whether the image is realistic *for that mask*, and returns one logit per patch.
+
+>>> disc = PatchDiscriminator(in_channels=1 + 3, base_width=16)
+>>> logits = disc(torch.rand(2, 1, 64, 64), torch.rand(2, 3, 64, 64) * 2 - 1)
+>>> logits.shape
+torch.Size([2, 1, 6, 6])
+>>> GANLoss("lsgan")(logits, target_is_real=True).ndim
+0
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+__all__ = ["GANLoss", "PatchDiscriminator"]
+
+NORMS = ("batch", "instance", "none")
+GAN_MODES = ("vanilla", "lsgan")
+
+
+def _norm_layer(norm: str, channels: int) -> nn.Module:
+    if norm == "batch":
+        return nn.BatchNorm2d(channels)
+    if norm == "instance":
+        return nn.InstanceNorm2d(channels, affine=False, track_running_stats=False)
+    return nn.Identity()
+
+
+class PatchDiscriminator(nn.Module):
+    """PatchGAN over ``cat([mask, image], dim=1)``: (N,1,h,w) real/fake logits, one per patch.
+
+    ``in_channels`` is the channel count of the concatenation: mask channels + image
+    channels (1 + 3 for an RGB image and a binary mask). ``n_layers`` stride-2 convolutions
+    are followed by two stride-1 ones; with the default 3 each logit sees a 70x70 patch.
+
+    >>> PatchDiscriminator(in_channels=2, base_width=8)(torch.rand(1, 1, 32, 32),
+    ...                                                 torch.rand(1, 1, 32, 32)).shape
+    torch.Size([1, 1, 2, 2])
+    """
+
+    def __init__(
+        self, *, in_channels: int, base_width: int = 64, n_layers: int = 3, norm: str = "batch"
+    ) -> None:
+        super().__init__()
+        if norm not in NORMS:
+            raise ValueError(f"unknown norm {norm!r}; choose one of {list(NORMS)}")
+        if n_layers < 1:
+            raise ValueError(f"n_layers must be >= 1, got {n_layers}")
+        self.in_channels = in_channels
+        # A conv bias is redundant right before a BatchNorm.
+        biased = norm != "batch"
+        width = base_width
+        layers: list[nn.Module] = [
+            nn.Conv2d(in_channels, width, 4, stride=2, padding=1),
+            nn.LeakyReLU(0.2),
+        ]
+        for i in range(1, n_layers + 1):
+            stride = 2 if i < n_layers else 1  # the last widening conv keeps the size
+            nxt = base_width * min(2**i, 8)
+            layers += [
+                nn.Conv2d(width, nxt, 4, stride=stride, padding=1, bias=biased),
+                _norm_layer(norm, nxt),
+                nn.LeakyReLU(0.2),
+            ]
+            width = nxt
+        layers.append(nn.Conv2d(width, 1, 4, stride=1, padding=1))
+        self.net = nn.Sequential(*layers)
+        self._init_weights()
+
+    def _init_weights(self) -> None:
+        # pix2pix initialisation: N(0, 0.02) kernels, N(1, 0.02) norm scales, zero biases.
+        for module in self.modules():
+            if isinstance(module, nn.Conv2d):
+                nn.init.normal_(module.weight, 0.0, 0.02)
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
+            elif isinstance(module, nn.BatchNorm2d):
+                nn.init.normal_(module.weight, 1.0, 0.02)
+                nn.init.zeros_(module.bias)
+
+    def forward(self, mask: Tensor, image: Tensor) -> Tensor:
+        """``disc(mask, image)`` -> (N,1,h,w) logits (no sigmoid: GANLoss works on logits)."""
+        if mask.shape[0] != image.shape[0] or mask.shape[-2:] != image.shape[-2:]:
+            raise ValueError(
+                f"mask {tuple(mask.shape)} and image {tuple(image.shape)} must share batch "
+                "size and spatial size"
+            )
+        got = mask.shape[1] + image.shape[1]
+        if got != self.in_channels:
+            raise ValueError(
+                f"PatchDiscriminator was built with in_channels={self.in_channels} but got "
+                f"mask ({mask.shape[1]} ch) + image ({image.shape[1]} ch) = {got}; "
+                "in_channels must be mask channels + image channels"
+            )
+        return self.net(torch.cat([mask, image.to(mask.dtype)], dim=1))
+
+
+class GANLoss(nn.Module):
+    """Adversarial loss on discriminator logits against an all-real or all-fake target.
+
+    ``"vanilla"``: binary cross-entropy with logits (the original GAN); ``"lsgan"``: mean
+    squared error to 1 / 0 (least-squares GAN, steadier gradients).
+
+    >>> loss = GANLoss("vanilla")
+    >>> round(loss(torch.zeros(1, 1, 4, 4), target_is_real=True).item(), 4)  # log 2
+    0.6931
+    """
+
+    def __init__(self, mode: str = "lsgan") -> None:
+        super().__init__()
+        if mode not in GAN_MODES:
+            raise ValueError(f"unknown GAN loss mode {mode!r}; choose one of {list(GAN_MODES)}")
+        self.mode = mode
+
+    def forward(self, prediction: Tensor, target_is_real: bool) -> Tensor:
+        """``gan_loss(disc(mask, fake), target_is_real=False)`` -> scalar loss."""
+        prediction = prediction.float()  # losses in fp32 even under autocast
+        target = torch.full_like(prediction, 1.0 if target_is_real else 0.0)
+        if self.mode == "vanilla":
+            return F.binary_cross_entropy_with_logits(prediction, target)
+        return F.mse_loss(prediction, target)

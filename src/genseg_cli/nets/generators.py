@@ -1,0 +1,309 @@
+"""Mask-to-image U-Net generator whose up-sampling layers are searchable (DARTS-style).
+
+GenSeg's upper level optimises the generator *architecture*: every decoder up-sampling layer
+(and, optionally, every encoder down-sampling layer) is a softmax(alpha)-weighted mixture of
+strided convolutions with different kernel sizes. The alphas are ordinary ``nn.Parameter``s
+owned by the module, so a hypergradient can reach them through ``torch.func.functional_call``.
+
+>>> gen = MaskToImageGenerator(out_channels=3, image_size=64, base_width=16)
+>>> gen(torch.rand(2, 1, 64, 64)).shape
+torch.Size([2, 3, 64, 64])
+>>> [name for name, _ in gen.named_arch_parameters()][:1]
+['decoder.up0.op.alpha']
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+__all__ = ["MaskToImageGenerator", "MixedConv"]
+
+NORMS = ("batch", "instance")
+
+
+def _check_kernels(kernels: Sequence[int], what: str) -> tuple[int, ...]:
+    """Validate candidate kernel sizes; only even sizes halve/double a size exactly."""
+    out = tuple(int(k) for k in kernels)
+    if not out:
+        raise ValueError(f"{what} must list at least one kernel size, got {list(kernels)}")
+    bad = [k for k in out if k < 2 or k % 2]
+    if bad:
+        raise ValueError(
+            f"{what} must be even and >= 2 (stride 2, padding (k-2)//2 keeps sizes exact), "
+            f"got {list(out)}"
+        )
+    if len(set(out)) != len(out):
+        raise ValueError(f"{what} has duplicate kernel sizes: {list(out)}")
+    return out
+
+
+def _norm_layer(norm: str, channels: int) -> nn.Module:
+    if norm == "batch":
+        return nn.BatchNorm2d(channels)
+    if norm == "instance":
+        return nn.InstanceNorm2d(channels, affine=False, track_running_stats=False)
+    raise ValueError(f"unknown norm {norm!r}; choose one of {list(NORMS)}")
+
+
+def _plain_conv(in_ch: int, out_ch: int, k: int, *, transposed: bool, bias: bool) -> nn.Module:
+    cls = nn.ConvTranspose2d if transposed else nn.Conv2d
+    return cls(in_ch, out_ch, kernel_size=k, stride=2, padding=(k - 2) // 2, bias=bias)
+
+
+class MixedConv(nn.Module):
+    """softmax(alpha)-weighted sum of stride-2 (transposed) convolutions with kernels ``kernels``.
+
+    A (transposed) convolution is linear in its kernel, and with padding (k-2)//2 a k-kernel
+    equals the largest kernel zero-padded symmetrically. The weighted sum of the candidate
+    outputs is therefore computed exactly as ONE convolution with the weighted sum of the
+    padded kernels: same result and gradients, a third of the convolution cost.
+
+    >>> op = MixedConv(8, 4, (4, 6, 8), transposed=True, bias=False)
+    >>> op(torch.randn(1, 8, 5, 5)).shape
+    torch.Size([1, 4, 10, 10])
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernels: Sequence[int],
+        *,
+        transposed: bool,
+        bias: bool,
+    ) -> None:
+        super().__init__()
+        self.kernels = _check_kernels(kernels, "kernels")
+        self.transposed = transposed
+        self.k_max = max(self.kernels)
+        for k in self.kernels:
+            # Same layout as nn.ConvTranspose2d / nn.Conv2d so that the init matches theirs.
+            ref = _plain_conv(in_channels, out_channels, k, transposed=transposed, bias=bias)
+            self.register_parameter(f"weight_k{k}", ref.weight)
+            self.register_parameter(f"bias_k{k}", ref.bias)
+        # Zeros: the search starts from the uniform mixture.
+        self.alpha = nn.Parameter(torch.zeros(len(self.kernels)))
+
+    @property
+    def name(self) -> str:
+        return "convT" if self.transposed else "conv"
+
+    def candidate_weights(self) -> Tensor:
+        """Mixture weights softmax(alpha), differentiable w.r.t. alpha."""
+        return torch.softmax(self.alpha, dim=0)
+
+    def forward(self, x: Tensor) -> Tensor:
+        mix = self.candidate_weights()
+        # Largest kernel first, then scale-before-pad: the elementwise work on these large
+        # kernels is a real share of the cost when the feature maps are small.
+        order = sorted(range(len(self.kernels)), key=lambda i: -self.kernels[i])
+        kernel = bias = None
+        for i in order:
+            k = self.kernels[i]
+            p = (self.k_max - k) // 2
+            w = mix[i] * getattr(self, f"weight_k{k}")
+            w = F.pad(w, (p, p, p, p)) if p else w
+            kernel = w if kernel is None else kernel + w
+            b = getattr(self, f"bias_k{k}")
+            if b is not None:
+                bias = mix[i] * b if bias is None else bias + mix[i] * b
+        pad = (self.k_max - 2) // 2
+        if self.transposed:
+            return F.conv_transpose2d(x, kernel, bias, stride=2, padding=pad)
+        return F.conv2d(x, kernel, bias, stride=2, padding=pad)
+
+    def derive(self) -> tuple[str, list[float]]:
+        """The argmax candidate as ``"convT k6"`` and the mixture weights as floats."""
+        weights = self.candidate_weights().detach().cpu().tolist()
+        best = max(range(len(weights)), key=weights.__getitem__)
+        return f"{self.name} k{self.kernels[best]}", weights
+
+
+def _make_op(
+    in_ch: int, out_ch: int, kernels: tuple[int, ...], *, transposed: bool, bias: bool
+) -> nn.Module:
+    if len(kernels) == 1:  # nothing to search: a plain layer, no alpha
+        return _plain_conv(in_ch, out_ch, kernels[0], transposed=transposed, bias=bias)
+    return MixedConv(in_ch, out_ch, kernels, transposed=transposed, bias=bias)
+
+
+class _Block(nn.Module):
+    """pre-activation -> (mixed) strided conv -> post (norm / dropout / tanh)."""
+
+    def __init__(self, act: nn.Module, op: nn.Module, post: Sequence[nn.Module]) -> None:
+        super().__init__()
+        self.act = act
+        self.op = op
+        self.post = nn.Sequential(*post)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.post(self.op(self.act(x)))
+
+
+class MaskToImageGenerator(nn.Module):
+    """pix2pix-style U-Net: mask (N,1,H,W) in [0,1] -> image (N,C,H,W) in [-1,1].
+
+    ``depth = log2(image_size / bottleneck_size)`` stride-2 layers down, as many up, with
+    skip connections by concatenation. Decoder layers mix ``up_kernels`` transposed convs;
+    encoder layers mix ``down_kernels`` convs when ``search_down`` (else they use the first of
+    them). A layer with a single candidate is a plain convolution and owns no alpha.
+
+    >>> gen = MaskToImageGenerator(image_size=32, base_width=8, up_kernels=(4, 6, 8))
+    >>> gen.searchable, len(gen.arch_parameters())
+    (True, 4)
+    >>> gen.derive()[0]["op"]
+    'convT k4'
+    """
+
+    def __init__(
+        self,
+        *,
+        in_channels: int = 1,
+        out_channels: int = 1,
+        image_size: int = 128,
+        base_width: int = 64,
+        max_width: int = 512,
+        bottleneck_size: int = 2,
+        norm: str = "batch",
+        dropout: float = 0.5,
+        up_kernels: Sequence[int] = (4, 6, 8),
+        down_kernels: Sequence[int] = (4,),
+        search_down: bool = False,
+    ) -> None:
+        super().__init__()
+        if norm not in NORMS:
+            raise ValueError(f"unknown norm {norm!r}; choose one of {list(NORMS)}")
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+        ratio = image_size / bottleneck_size if bottleneck_size > 0 else 0.0
+        depth = round(math.log2(ratio)) if ratio >= 1 else 0
+        if depth < 1 or bottleneck_size * 2**depth != image_size:
+            raise ValueError(
+                f"image_size ({image_size}) must be bottleneck_size ({bottleneck_size}) times a "
+                f"power of two >= 2, e.g. image_size {bottleneck_size * 64} for bottleneck "
+                f"{bottleneck_size}"
+            )
+        up = _check_kernels(up_kernels, "up_kernels")
+        down = _check_kernels(down_kernels, "down_kernels")
+        # Without search the encoder is plain: its first candidate (k4 by default, as pix2pix).
+        down = down if search_down else down[:1]
+        self.depth = depth
+        self.image_size = image_size
+        self.in_channels, self.out_channels = in_channels, out_channels
+        widths = [min(base_width * 2**i, max_width) for i in range(depth)]
+        # Conv biases are redundant right before a BatchNorm (it subtracts the mean).
+        biased = norm != "batch"
+
+        encoder: dict[str, nn.Module] = {}
+        for i in range(depth):
+            first, inner = i == 0, i == depth - 1
+            c_in = in_channels if first else widths[i - 1]
+            # The innermost map may be 1x1 or 2x2: normalising it would erase it.
+            has_norm = not (first or inner)
+            op = _make_op(c_in, widths[i], down, transposed=False, bias=not has_norm or biased)
+            act = nn.Identity() if first else nn.LeakyReLU(0.2)
+            post = [_norm_layer(norm, widths[i])] if has_norm else []
+            encoder[f"down{i}"] = _Block(act, op, post)
+        self.encoder = nn.ModuleDict(encoder)
+
+        decoder: dict[str, nn.Module] = {}
+        for i in range(depth):
+            inner, last = i == depth - 1, i == 0
+            c_in = widths[i] if inner else 2 * widths[i]
+            c_out = out_channels if last else widths[i - 1]
+            op = _make_op(c_in, c_out, up, transposed=True, bias=last or biased)
+            if last:
+                post: list[nn.Module] = [nn.Tanh()]
+            else:
+                post = [_norm_layer(norm, c_out)]
+                # Dropout is pix2pix's noise source, on the three innermost decoder layers.
+                if dropout > 0 and i >= depth - 3:
+                    post.append(nn.Dropout(dropout))
+            decoder[f"up{i}"] = _Block(nn.ReLU(), op, post)
+        self.decoder = nn.ModuleDict(decoder)
+        self._init_weights()
+
+    def _init_weights(self) -> None:
+        # pix2pix initialisation: N(0, 0.02) kernels, N(1, 0.02) norm scales, zero biases.
+        arch = {id(p) for p in self.arch_parameters()}
+        for module in self.modules():
+            if isinstance(module, nn.BatchNorm2d):
+                nn.init.normal_(module.weight, 1.0, 0.02)
+                nn.init.zeros_(module.bias)
+            elif isinstance(module, nn.Conv2d | nn.ConvTranspose2d | MixedConv):
+                for name, p in module.named_parameters(recurse=False):
+                    if id(p) in arch:
+                        continue
+                    if name.startswith("weight"):
+                        nn.init.normal_(p, 0.0, 0.02)
+                    else:
+                        nn.init.zeros_(p)
+
+    def forward(self, mask: Tensor) -> Tensor:
+        """``gen(mask)`` -> image in [-1, 1] with ``out_channels`` channels."""
+        skips: list[Tensor] = []
+        h = mask
+        for block in self.encoder.values():
+            h = block(h)
+            skips.append(h)
+        ups = list(self.decoder.values())
+        h = ups[-1](skips[-1])
+        for i in range(self.depth - 2, -1, -1):
+            h = ups[i](torch.cat([h, skips[i]], dim=1))
+        return h
+
+    def _mixed_ops(self) -> Iterator[tuple[str, MixedConv]]:
+        for name, module in self.named_modules():
+            if isinstance(module, MixedConv):
+                yield name, module
+
+    def named_arch_parameters(self) -> Iterator[tuple[str, nn.Parameter]]:
+        """(name, alpha) pairs, names as in ``named_parameters()``, e.g. 'decoder.up3.op.alpha'."""
+        for name, op in self._mixed_ops():
+            yield f"{name}.alpha", op.alpha
+
+    def arch_parameters(self) -> list[nn.Parameter]:
+        """The alphas only: ``torch.optim.Adam(gen.arch_parameters(), lr=3e-4)``."""
+        return [p for _, p in self.named_arch_parameters()]
+
+    def named_weight_parameters(self) -> Iterator[tuple[str, nn.Parameter]]:
+        """(name, parameter) for every parameter that is not an alpha."""
+        arch = {id(p) for p in self.arch_parameters()}
+        for name, p in self.named_parameters():
+            if id(p) not in arch:
+                yield name, p
+
+    def weight_parameters(self) -> list[nn.Parameter]:
+        """Everything but the alphas: ``torch.optim.Adam(gen.weight_parameters(), lr=2e-4)``."""
+        return [p for _, p in self.named_weight_parameters()]
+
+    @property
+    def searchable(self) -> bool:
+        """True when at least one layer mixes more than one candidate op."""
+        return any(True for _ in self._mixed_ops())
+
+    def derive(self) -> list[dict]:
+        """Per searchable layer, the chosen op and the mixture weights.
+
+        >>> layer = MaskToImageGenerator(image_size=8, base_width=4).derive()[0]
+        >>> layer["layer"], layer["op"], [round(w, 3) for w in layer["weights"]]
+        ('up0', 'convT k4', [0.333, 0.333, 0.333])
+        """
+        out = []
+        for name, op in self._mixed_ops():
+            choice, weights = op.derive()
+            # 'decoder.up3.op' -> 'up3'
+            out.append(
+                {
+                    "layer": name.split(".")[1],
+                    "op": choice,
+                    "weights": weights,
+                    "candidates": [f"{op.name} k{k}" for k in op.kernels],
+                }
+            )
+        return out
