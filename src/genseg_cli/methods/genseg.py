@@ -8,6 +8,8 @@ d L_val(W'(A)) / dA, where W' is the segmenter after an unrolled update on data 
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 from omegaconf import DictConfig
 from torch import Tensor
@@ -92,8 +94,15 @@ class GenSeg(SyntheticDataMethod):
         """One step of the upper level along the hypergradient of the validation loss."""
         alphas = self.generator.arch_parameters() if self.arch_optimizer else []
         weights = self.generator.weight_parameters() if self.feedback_optimizer else []
+        exact = self.mlo.hypergrad == "second_order"
         problem = LowerProblem(
-            self.segmenter, self.loss, (images, masks), new_masks, self.val, self.synthetic_weight
+            self.segmenter,
+            self.loss,
+            (images, masks),
+            new_masks,
+            self.val,
+            self.synthetic_weight,
+            self.runtime.autocast if exact else contextlib.nullcontext,
         )
         self.segmenter.train()
         grads, val_loss = hypergradient(

@@ -18,6 +18,7 @@ buffers are cloned so that these look-ahead passes leave the real running statis
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 
 import torch
@@ -41,6 +42,9 @@ class LowerProblem:
     new_masks: Tensor
     val: tuple[Tensor, Tensor]
     synthetic_weight: float = 1.0
+    # segmenter forward passes may run under autocast (second_order only: finite differences
+    # of gradients drown in bf16 rounding); losses and the unrolled update stay in fp32
+    autocast: Callable[[], AbstractContextManager] = nullcontext
 
 
 def real_plus_synthetic_loss(
@@ -54,7 +58,8 @@ def real_plus_synthetic_loss(
 
 
 def _call(problem: LowerProblem, params: Params, buffers: Params, images: Tensor) -> Tensor:
-    return functional_call(problem.segmenter, {**params, **buffers}, (images,))
+    with problem.autocast():
+        return functional_call(problem.segmenter, {**params, **buffers}, (images,))
 
 
 def train_loss(problem: LowerProblem, params: Params, buffers: Params, synthetic: Tensor) -> Tensor:
