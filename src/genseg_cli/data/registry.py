@@ -1,0 +1,63 @@
+"""The dataset registry: one `conf/dataset/<name>.yaml` per dataset of the GenSeg protocol.
+
+Each entry states the task, channels, headline metric, label budgets, out-of-domain test sets,
+official split and citation. The files are the single source of truth; this module only reads them.
+
+>>> spec = dataset_spec("jsrt")
+>>> list(spec.ood)
+['nlm_mc', 'nlm_sz']
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from genseg_cli.config import conf_dir
+from genseg_cli.errors import GensegError
+
+GENERIC = "folder"
+
+
+def dataset_names() -> list[str]:
+    """Every registered dataset, sorted; the generic user-folder entry is excluded."""
+    return sorted(p.stem for p in (conf_dir() / "dataset").glob("*.yaml") if p.stem != GENERIC)
+
+
+def dataset_spec(name: str) -> DictConfig:
+    """The registry entry of `name`, with a clear error listing the known names."""
+    path = conf_dir() / "dataset" / f"{name}.yaml"
+    if not path.is_file():
+        known = ", ".join([*dataset_names(), GENERIC])
+        raise GensegError(f"unknown dataset '{name}'; known datasets: {known}")
+    return OmegaConf.load(path)
+
+
+def dataset_root(spec: DictConfig, data_dir: str | Path) -> Path:
+    """Folder of a dataset: `spec.root` when set, else `<data_dir>/<name>`."""
+    root = OmegaConf.select(spec, "root", throw_on_missing=False)
+    if root in (None, "???"):
+        if spec.name == GENERIC:
+            raise GensegError(
+                "dataset=folder needs dataset.root=/path/to/folder (holding images/ and masks/)"
+            )
+        return Path(data_dir).expanduser().resolve() / spec.name
+    return Path(root).expanduser().resolve()
+
+
+def require_present(spec: DictConfig, root: Path) -> None:
+    """Fail with the path and the fix when a dataset's folder is missing."""
+    marker = root / ("imagesTr" if spec.dims == 3 else "images")
+    if marker.is_dir():
+        return
+    data_dir = root.parent
+    if not data_dir.is_dir():
+        hint = "set GENSEG_DATA_DIR or paths.data_dir to the folder that holds your datasets"
+        raise GensegError(f"data directory {data_dir} does not exist; {hint}")
+    how = (
+        f"run `genseg data prepare {spec.prepare} --src <official download>`"
+        if spec.get("prepare")
+        else "put images/ and masks/ there"
+    )
+    raise GensegError(f"dataset '{spec.name}' not found: {marker} is missing; {how}")

@@ -1,0 +1,80 @@
+"""Everything one run reads from disk: verified pairs of its splits and its out-of-domain sets."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from omegaconf import DictConfig
+
+from genseg_cli.data.contract import check_dataset
+from genseg_cli.data.dataset import Pair, load_pairs
+from genseg_cli.data.io import index_folder, read_split_table
+from genseg_cli.data.registry import dataset_root, dataset_spec, require_present
+from genseg_cli.data.splits import Splits, make_splits
+from genseg_cli.errors import GensegError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RunData:
+    """Pairs of one run. `ood` maps each present out-of-domain dataset to all of its pairs."""
+
+    splits: Splits
+    train: list[Pair]
+    val: list[Pair]
+    test: list[Pair]
+    ood: dict[str, list[Pair]] = field(default_factory=dict)
+
+
+def verified_ids(spec: DictConfig, root: Path) -> list[str]:
+    """Ids of a dataset folder after checking the whole contract (raises with the offending ids)."""
+    require_present(spec, root)
+    report = check_dataset(root)
+    report.raise_if_broken()
+    for warning in report.warnings:
+        log.warning("%s: %s", spec.name, warning)
+    return sorted(index_folder(root / "images"))
+
+
+def load_run_data(
+    spec: DictConfig,
+    data_dir: str | Path,
+    n_labeled: int,
+    seed: int,
+    val_fraction: float,
+    with_ood: bool = True,
+) -> RunData:
+    """Verify, split and load a 2D dataset, then its out-of-domain sets that are present.
+
+    >>> data = load_run_data(dataset_spec("jsrt"), "../shared/datasets", n_labeled=9, seed=0,
+    ...                      val_fraction=0.2)
+    >>> len(data.train), len(data.val), sorted(data.ood)
+    (7, 2, ['nlm_mc', 'nlm_sz'])
+    """
+    if spec.dims != 2:
+        raise GensegError(
+            f"dataset '{spec.name}' is 3D; 3D training is not implemented yet (issue 6). "
+            "`genseg data check` and `genseg data prepare` already work for it"
+        )
+    root = dataset_root(spec, data_dir)
+    ids = verified_ids(spec, root)
+    splits = make_splits(ids, spec, n_labeled, seed, val_fraction, read_split_table(root))
+    channels = int(spec.channels)
+    data = RunData(
+        splits=splits,
+        train=load_pairs(root, splits.train, channels),
+        val=load_pairs(root, splits.val, channels),
+        test=load_pairs(root, splits.test, channels),
+    )
+    for name in spec.ood if with_ood else []:
+        ood_spec = dataset_spec(name)
+        ood_root = dataset_root(ood_spec, data_dir)
+        if not (ood_root / "images").is_dir():
+            log.warning("out-of-domain set '%s' is not in %s; skipped", name, ood_root.parent)
+            continue
+        # OOD images are read with the training set's channels: the network's input is fixed
+        data.ood[name] = load_pairs(ood_root, verified_ids(ood_spec, ood_root), channels)
+    return data

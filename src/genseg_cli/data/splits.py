@@ -1,0 +1,115 @@
+"""Deterministic splits: a fixed test set per dataset, and a labeled set per (seed, n_labeled).
+
+Ids are sorted before any shuffling, so splits never depend on directory listing order. The test
+split depends only on the dataset (its official split, or a fixed share of ids drawn with a seed
+derived from the dataset name); the labeled train + validation ids are drawn from the remaining pool
+with the run's seed. For one seed, smaller budgets are prefixes of larger ones (9 within 35 within 175),
+so label-efficiency curves compare nested sets.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import asdict, dataclass
+
+import numpy as np
+from omegaconf import DictConfig
+
+from genseg_cli.errors import GensegError
+
+
+@dataclass(frozen=True)
+class Splits:
+    """Ids of one run: labeled train and validation, the fixed test set, and the labeled pool."""
+
+    train: list[str]
+    val: list[str]
+    test: list[str]
+    pool: list[str]
+
+    def to_dict(self) -> dict[str, list[str]]:
+        return asdict(self)
+
+
+def _name_seed(name: str) -> int:
+    # crc32 is stable across Python processes, unlike hash()
+    return zlib.crc32(name.encode())
+
+
+def fixed_test_split(
+    ids: list[str], spec: DictConfig, split_table: dict[str, str] | None
+) -> tuple[list[str], list[str]]:
+    """(pool, test): the official split when the dataset has one, else a fixed share of ids."""
+    ids = sorted(ids)
+    pool_values, test_values = spec.split.get("pool"), spec.split.get("test")
+    if split_table is not None and pool_values and test_values:
+        unknown = sorted(set(ids) - split_table.keys())
+        if unknown:
+            raise GensegError(
+                f"split.csv of '{spec.name}' has no row for {len(unknown)} ids "
+                f"(e.g. {', '.join(unknown[:5])}); add them or delete split.csv"
+            )
+        pool = [i for i in ids if split_table[i] in pool_values]
+        test = [i for i in ids if split_table[i] in test_values]
+        if not pool or not test:
+            raise GensegError(
+                f"split.csv of '{spec.name}' gives {len(pool)} pool ids ({list(pool_values)}) and "
+                f"{len(test)} test ids ({list(test_values)}); both must be non-empty"
+            )
+        return pool, test
+    fraction = spec.split.get("test_fraction")
+    if not fraction:
+        raise GensegError(
+            f"dataset '{spec.name}' defines its test set by split.csv, which is missing; "
+            "prepare it with `genseg data prepare` or set dataset.split.test_fraction=0.25"
+        )
+    order = np.random.default_rng(_name_seed(spec.name)).permutation(len(ids))
+    n_test = max(1, round(len(ids) * float(fraction)))
+    test = sorted(ids[i] for i in order[:n_test])
+    pool = sorted(ids[i] for i in order[n_test:])
+    return pool, test
+
+
+def n_validation(n_labeled: int, val_fraction: float) -> int:
+    """Validation share of a budget: at least one image, and at least one left for training."""
+    return min(max(1, round(n_labeled * val_fraction)), n_labeled - 1)
+
+
+def draw_labeled(
+    pool: list[str], n_labeled: int, seed: int, val_fraction: float, dataset: str
+) -> tuple[list[str], list[str]]:
+    """(train, val) ids: the first `n_labeled` of a seeded permutation of the sorted pool."""
+    if n_labeled < 2:
+        raise GensegError(
+            f"n_labeled={n_labeled} is too small: at least 2 labeled images are needed "
+            "(one to train, one to validate)"
+        )
+    if n_labeled > len(pool):
+        raise GensegError(
+            f"n_labeled={n_labeled} exceeds the labeled pool of '{dataset}' "
+            f"({len(pool)} images outside the fixed test split); the maximum is {len(pool)}"
+        )
+    pool = sorted(pool)
+    order = np.random.default_rng([seed, _name_seed(dataset)]).permutation(len(pool))
+    n_train = n_labeled - n_validation(n_labeled, val_fraction)
+    chosen = [pool[i] for i in order[:n_labeled]]
+    return sorted(chosen[:n_train]), sorted(chosen[n_train:])
+
+
+def make_splits(
+    ids: list[str],
+    spec: DictConfig,
+    n_labeled: int,
+    seed: int,
+    val_fraction: float,
+    split_table: dict[str, str] | None = None,
+) -> Splits:
+    """All splits of one run.
+
+    >>> s = make_splits([f"x{i:03d}" for i in range(247)], spec, n_labeled=9, seed=0, val_fraction=0.2)
+    >>> len(s.train), len(s.val), len(s.test)
+    (7, 2, 62)
+    """
+    pool, test = fixed_test_split(ids, spec, split_table)
+    train, val = draw_labeled(pool, n_labeled, seed, val_fraction, spec.name)
+    return Splits(train=train, val=val, test=test, pool=pool)

@@ -1,0 +1,54 @@
+from pathlib import Path
+
+import pytest
+
+from genseg_cli.data.registry import dataset_names, dataset_root, dataset_spec, require_present
+from genseg_cli.errors import GensegError
+
+PAPER_DATASETS = {"isic", "ph2", "dermis", "dermquest", "jsrt", "nlm_mc", "nlm_sz", "kvasir",
+                  "cvc_clinicdb", "busi", "buid", "fuseg", "fetreg", "icfluid", "hippocampus", "liver"}
+REQUIRED_KEYS = {"name", "task", "dims", "channels", "metric", "label_budgets", "ood", "split",
+                 "prepare", "citation", "source"}
+
+
+def test_registry_holds_every_dataset_of_the_paper():
+    assert PAPER_DATASETS <= set(dataset_names())
+
+
+@pytest.mark.parametrize("name", sorted(PAPER_DATASETS | {"folder"}))
+def test_each_entry_is_complete_and_consistent(name):
+    spec = dataset_spec(name)
+    assert REQUIRED_KEYS <= set(spec.keys())
+    assert spec.name == name
+    assert spec.channels in (1, 3) and spec.dims in (2, 3) and spec.metric in ("dice", "iou")
+    assert all(b >= 2 for b in spec.label_budgets)
+    for ood in spec.ood:  # OOD sets are registry names with the same input kind
+        assert dataset_spec(ood).dims == spec.dims
+
+
+def test_protocol_ood_sets():
+    assert list(dataset_spec("jsrt").ood) == ["nlm_mc", "nlm_sz"]
+    assert list(dataset_spec("isic").ood) == ["ph2", "dermis", "dermquest"]
+    assert list(dataset_spec("ph2").ood) == ["dermis", "dermquest"]
+
+
+def test_unknown_dataset_lists_the_known_ones():
+    with pytest.raises(GensegError, match="unknown dataset 'lungz'.*jsrt"):
+        dataset_spec("lungz")
+
+
+def test_missing_dataset_names_path_and_prepare_command(tmp_path: Path):
+    spec = dataset_spec("isic")
+    with pytest.raises(GensegError, match=r"isic/images is missing.*genseg data prepare isic"):
+        require_present(spec, dataset_root(spec, tmp_path))
+
+
+def test_missing_data_directory_says_how_to_set_it(tmp_path: Path):
+    spec = dataset_spec("jsrt")
+    with pytest.raises(GensegError, match="does not exist.*GENSEG_DATA_DIR"):
+        require_present(spec, dataset_root(spec, tmp_path / "nowhere"))
+
+
+def test_folder_dataset_requires_a_root(tmp_path: Path):
+    with pytest.raises(GensegError, match="dataset.root"):
+        dataset_root(dataset_spec("folder"), tmp_path)
