@@ -64,7 +64,10 @@ def main(argv: list[str] | None = None) -> int:
         module = importlib.import_module(f"genseg_cli.stages.{stage}")
         return int(module.main(args) or 0)
     except GensegError as err:
-        err_console.print(f"[red]error:[/red] {err}", highlight=False)
+        if err.exit_code == 0:  # an answer to --help, not a failure
+            print(err)
+        else:
+            err_console.print(f"[red]error:[/red] {err}", highlight=False)
         return err.exit_code
 
 

@@ -22,7 +22,9 @@ def conf_dir() -> Path:
     )
 
 
-def compose(config_name: str, overrides: list[str] | None = None) -> DictConfig:
+def compose(
+    config_name: str, overrides: list[str] | None = None, return_hydra_config: bool = False
+) -> DictConfig:
     """Compose `conf/<config_name>.yaml` with overrides, as `genseg <stage>` would.
 
     >>> cfg = compose("train", ["dataset=ph2", "profile=debug"])
@@ -35,6 +37,10 @@ def compose(config_name: str, overrides: list[str] | None = None) -> DictConfig:
 
     try:
         with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
-            return hydra_compose(config_name=config_name, overrides=overrides or [])
+            return hydra_compose(
+                config_name=config_name,
+                overrides=overrides or [],
+                return_hydra_config=return_hydra_config,
+            )
     except HydraException as err:
         raise GensegError(f"bad configuration: {err}") from err

@@ -24,10 +24,14 @@ def test_real_volumes_satisfy_the_contract(data_dir: Path):
 def test_orphans_are_listed_by_id(folder_dataset: Path):
     (folder_dataset / "masks" / "case03.png").unlink()
     write_pair(folder_dataset / "extra", "lonely")
-    (folder_dataset / "extra" / "masks" / "lonely.png").rename(folder_dataset / "masks" / "lonely.png")
+    (folder_dataset / "extra" / "masks" / "lonely.png").rename(
+        folder_dataset / "masks" / "lonely.png"
+    )
     report = check_dataset(folder_dataset)
     assert report.orphan_images == ["case03"] and report.orphan_masks == ["lonely"]
-    with pytest.raises(DataContractError, match="images without a mask: case03.*masks without an image: lonely"):
+    with pytest.raises(
+        DataContractError, match="images without a mask: case03.*masks without an image: lonely"
+    ):
         report.raise_if_broken()
 
 

@@ -15,7 +15,7 @@ def test_pairs_become_normalised_tensors(folder_dataset: Path):
     assert pairs[0].image.shape == (20, 24, 1) and pairs[0].mask.dtype == bool
     item = SegmentationDataset(pairs, image_size=32)[0]
     assert item["image"].shape == (1, 32, 32) and item["mask"].shape == (1, 32, 32)
-    assert -1.0 <= item["image"].min() and item["image"].max() <= 1.0
+    assert item["image"].min() >= -1.0 and item["image"].max() <= 1.0
     assert set(item["mask"].unique().tolist()) == {0.0, 1.0}
 
 

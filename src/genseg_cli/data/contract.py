@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
 from genseg_cli.data.io import index_folder, open_image, read_mask
 from genseg_cli.errors import DataContractError
 
@@ -46,11 +47,16 @@ class ContractReport:
         for key, err in self.unreadable.items():
             out.append(f"unreadable file ({key}): {err}")
         if self.size_mismatch:
-            shown = [f"{i} (image {a[0]}x{a[1]}, mask {b[0]}x{b[1]})" for i, (a, b) in
-                     list(self.size_mismatch.items())[:SHOWN_IDS]]
+            shown = [
+                f"{i} (image {a[0]}x{a[1]}, mask {b[0]}x{b[1]})"
+                for i, (a, b) in list(self.size_mismatch.items())[:SHOWN_IDS]
+            ]
             more = len(self.size_mismatch) - len(shown)
-            out.append("image and mask sizes differ: " + ", ".join(shown) +
-                       (f" and {more} more" if more > 0 else ""))
+            out.append(
+                "image and mask sizes differ: "
+                + ", ".join(shown)
+                + (f" and {more} more" if more > 0 else "")
+            )
         return out
 
     @property
@@ -58,14 +64,17 @@ class ContractReport:
         if not self.nonbinary:
             return []
         total = sum(self.nonbinary.values())
-        return [f"{len(self.nonbinary)} masks hold {total} pixels that are neither 0 nor 255 "
-                f"(binarised at >127): {_ids(list(self.nonbinary))}"]
+        return [
+            f"{len(self.nonbinary)} masks hold {total} pixels that are neither 0 nor 255 "
+            f"(binarised at >127): {_ids(list(self.nonbinary))}"
+        ]
 
     def raise_if_broken(self) -> None:
         """Raise DataContractError listing every problem, with the fix."""
         if self.problems:
             raise DataContractError(
-                f"dataset at {self.root} breaks the contract: " + "; ".join(self.problems)
+                f"dataset at {self.root} breaks the contract: "
+                + "; ".join(self.problems)
                 + ". Fix or remove these files (each image needs masks/<id>.png of the same size)."
             )
 
@@ -107,10 +116,12 @@ def check_dataset(root: Path) -> ContractReport:
     return report
 
 
-
 def _volume_ids(folder: Path) -> dict[str, Path]:
-    return {p.name[: -len(".nii.gz")]: p for p in sorted(folder.glob("*.nii.gz"))
-            if not p.name.startswith(".")}
+    return {
+        p.name[: -len(".nii.gz")]: p
+        for p in sorted(folder.glob("*.nii.gz"))
+        if not p.name.startswith(".")
+    }
 
 
 def check_volumes(root: Path) -> ContractReport:

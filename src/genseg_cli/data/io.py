@@ -62,5 +62,7 @@ def read_split_table(root: Path) -> dict[str, str] | None:
     with path.open(newline="") as handle:
         reader = csv.DictReader(handle)
         if reader.fieldnames is None or not {"id", "split"} <= set(reader.fieldnames):
-            raise DataContractError(f"{path} must have the columns id,split; found {reader.fieldnames}")
+            raise DataContractError(
+                f"{path} must have the columns id,split; found {reader.fieldnames}"
+            )
         return {row["id"]: row["split"].strip() for row in reader}

@@ -1,10 +1,10 @@
 """Deterministic splits: a fixed test set per dataset, and a labeled set per (seed, n_labeled).
 
 Ids are sorted before any shuffling, so splits never depend on directory listing order. The test
-split depends only on the dataset (its official split, or a fixed share of ids drawn with a seed
-derived from the dataset name); the labeled train + validation ids are drawn from the remaining pool
-with the run's seed. For one seed, smaller budgets are prefixes of larger ones (9 within 35 within 175),
-so label-efficiency curves compare nested sets.
+split depends only on the dataset (its official split, or a fixed share of ids drawn with a
+seed derived from the dataset name); the labeled train + validation ids are drawn from the
+remaining pool with the run's seed. For one seed, smaller budgets are prefixes of larger ones
+(9 within 35 within 175), so label-efficiency curves compare nested sets.
 """
 
 from __future__ import annotations
@@ -106,7 +106,8 @@ def make_splits(
 ) -> Splits:
     """All splits of one run.
 
-    >>> s = make_splits([f"x{i:03d}" for i in range(247)], spec, n_labeled=9, seed=0, val_fraction=0.2)
+    >>> ids = [f"x{i:03d}" for i in range(247)]
+    >>> s = make_splits(ids, spec, n_labeled=9, seed=0, val_fraction=0.2)
     >>> len(s.train), len(s.val), len(s.test)
     (7, 2, 62)
     """

@@ -210,6 +210,8 @@ def evaluate_run(cfg: DictConfig, method: Method, data: RunData, run_dir: Path) 
 def run_training(cfg: DictConfig, run_dir: Path) -> dict:
     """Train one configured run into `run_dir` and return what metrics.json holds."""
     seed_everything(int(cfg.seed))
+    if cfg.trainer.get("num_threads"):
+        torch.set_num_threads(int(cfg.trainer.num_threads))
     runtime = resolve_runtime(cfg.trainer.device, cfg.trainer.precision, cfg.trainer.channels_last)
     data = load_run_data(
         cfg.dataset,

@@ -11,10 +11,8 @@ def results_table(metrics: dict, title: str) -> Table:
     table = Table(title=title)
     for column in ("set", "images", "Dice", "IoU"):
         table.add_column(column, justify="left" if column == "set" else "right")
-    sets = {
-        "test (in-domain)": metrics["test"],
-        **{f"{k} (OOD)": v for k, v in metrics["ood"].items()},
-    }
+    sets = {"test (in-domain)": metrics["test"]} if metrics.get("test") else {}
+    sets.update({f"{k} (OOD)": v for k, v in metrics["ood"].items()})
     for name, s in sets.items():
         table.add_row(
             name,
@@ -29,7 +27,9 @@ def print_results(metrics: dict, console: Console | None = None) -> None:
     run = metrics["run"]
     title = (
         f"{run['dataset']} · {run['method']} · {run['backbone']} · n_labeled={run['n_labeled']}"
-        f" · seed {run['seed']} · best step {metrics['best_step']} (val Dice "
-        f"{metrics['val_dice']:.4f}) · scored at {run['resolution']} resolution"
+        f" · seed {run['seed']}"
     )
+    if metrics.get("best_step") is not None:
+        title += f" · best step {metrics['best_step']} (val Dice {metrics['val_dice']:.4f})"
+    title += f" · scored at {run['resolution']} resolution"
     (console or Console()).print(results_table(metrics, title))

@@ -1,9 +1,87 @@
-"""`genseg evaluate`: arrives with issue 4 (experiment workflow)."""
+"""`genseg evaluate run_dir=RUN [datasets=[...]]`: re-score a finished run's best segmenter.
+
+Without `datasets`, the run's own test split and its out-of-domain sets are scored. Each entry
+of `datasets` is a registry name (all of its pairs; the run's own dataset: its test split) or
+a folder holding images/ and masks/. Results go to `<run>/evaluate/` (or `out=`) as
+metrics.json and per_image.csv, in the same form as after training.
+"""
 
 from __future__ import annotations
 
-from genseg_cli.errors import GensegError
+import logging
+from pathlib import Path
+
+import pandas as pd
+
+from genseg_cli.data.dataset import Pair, load_pairs
+from genseg_cli.data.registry import GENERIC, dataset_root, dataset_spec
+from genseg_cli.data.run_data import verified_ids
+from genseg_cli.engine.files import write_csv, write_json
+from genseg_cli.engine.restore import TrainedRun, load_run
+from genseg_cli.evaluation.evaluate import evaluate_model, summarise
+from genseg_cli.evaluation.tables import print_results
+from genseg_cli.stages.arguments import REQUIRED, parse_key_values
+
+log = logging.getLogger(__name__)
+ARGS = {"run_dir": REQUIRED, "datasets": None, "out": None, "resolution": None, "device": "auto"}
+
+
+def resolve_set(run: TrainedRun, entry: str) -> tuple[str, list[Pair]]:
+    """(name, pairs) of one `datasets` entry for this run's input channels."""
+    channels = int(run.cfg.dataset.channels)
+    data_dir = run.cfg.paths.data_dir
+    path = Path(entry).expanduser()
+    if path.is_dir():
+        spec = dataset_spec(GENERIC)
+        return path.name, load_pairs(path, verified_ids(spec, path.resolve()), channels)
+    spec = dataset_spec(entry)
+    root = dataset_root(spec, data_dir)
+    ids = verified_ids(spec, root)
+    if entry == run.cfg.dataset.name:
+        return "test", load_pairs(root, run.splits["test"], channels)
+    return entry, load_pairs(root, ids, channels)
+
+
+def evaluate_run_dir(args: list[str]) -> dict:
+    opts = parse_key_values("evaluate", args, ARGS)
+    run = load_run(opts.run_dir, opts.device)
+    entries = list(opts.datasets) if opts.datasets else [run.cfg.dataset.name, *run.cfg.dataset.ood]
+    resolution = opts.resolution or run.cfg.evaluation.resolution
+    sets, frames = {}, []
+    for entry in entries:
+        name, pairs = resolve_set(run, str(entry))
+        scores = evaluate_model(
+            run.segmenter,
+            pairs,
+            int(run.cfg.data.image_size),
+            run.runtime,
+            resolution,
+            float(run.cfg.evaluation.threshold),
+            int(run.cfg.evaluation.batch_size),
+        )
+        sets[name] = summarise(scores)
+        frames.append(scores.assign(set=name))
+    out = Path(opts.out) if opts.out else run.run_dir / "evaluate"
+    metrics = {
+        "run": {
+            **{k: run.cfg[k] for k in ("seed", "n_labeled")},
+            "dataset": run.cfg.dataset.name,
+            "method": run.cfg.method.name,
+            "backbone": run.cfg.backbone.name,
+            "resolution": resolution,
+            "run_dir": str(run.run_dir),
+        },
+        "best_step": None,
+        "val_dice": None,
+        "test": sets.pop("test", None),
+        "ood": sets,
+    }
+    write_json(out / "metrics.json", metrics)
+    write_csv(out / "per_image.csv", pd.concat(frames)[["set", "id", "dice", "iou"]])
+    return metrics
 
 
 def main(args: list[str]) -> int:
-    raise GensegError("genseg evaluate is not implemented yet (issue 4)", exit_code=2)
+    metrics = evaluate_run_dir(args)
+    print_results(metrics)
+    return 0

@@ -1,9 +1,178 @@
-"""`genseg report`: arrives with issue 4 (experiment workflow)."""
+"""`genseg report sweep_dir=DIR [out=DIR] [reference=baseline] [method=genseg]`.
+
+Gathers the finished runs under a sweep directory into tables (CSV, Markdown, LaTeX), paired
+differences to the reference method, label-efficiency factors and Dice-versus-labels figures.
+"""
 
 from __future__ import annotations
 
+import logging
+from pathlib import Path
+
+import pandas as pd
+from omegaconf import OmegaConf
+from rich.console import Console
+from rich.table import Table
+
 from genseg_cli.errors import GensegError
+from genseg_cli.report.collect import KEYS, SkippedRun, collect_runs
+from genseg_cli.report.figures import dice_vs_labels
+from genseg_cli.report.summary import aggregate, dice_columns, efficiency, metric_columns, paired
+
+log = logging.getLogger("genseg.report")
+
+KINDS = {"dice": "Dice", "iou": "IoU"}
+DEFAULTS = {"sweep_dir": None, "out": None, "reference": "baseline", "method": "genseg"}
+USAGE = (
+    "usage: genseg report sweep_dir=DIR [out=DIR] [reference=baseline] [method=genseg]\n"
+    "  sweep_dir  folder searched (recursively) for run directories\n"
+    "  out        where tables and figures go (default: <sweep_dir>/report)\n"
+    "  reference  method that paired differences and label efficiency compare against\n"
+    "  method     method whose label-efficiency factor over the reference is computed"
+)
+
+
+def parse_args(args: list[str]) -> dict[str, str | None]:
+    """key=value arguments over the defaults; unknown keys or bare words are errors.
+
+    >>> parse_args(["sweep_dir=multirun/x", "reference=baseline_noaug"])["reference"]
+    'baseline_noaug'
+    """
+    allowed = ", ".join(DEFAULTS)
+    bare = [a for a in args if "=" not in a]
+    if bare:
+        raise GensegError(f"genseg report takes key=value arguments ({allowed}); got {bare}")
+    given = OmegaConf.to_container(OmegaConf.from_dotlist(args))
+    unknown = sorted(set(given) - set(DEFAULTS))
+    if unknown:
+        raise GensegError(f"unknown key(s) {', '.join(unknown)} for genseg report; use {allowed}")
+    return {**DEFAULTS, **{k: None if v is None else str(v) for k, v in given.items()}}
+
+
+def label(column: str) -> str:
+    """Display name of a metric column: test_dice -> 'test Dice', nlm_mc_iou -> 'nlm_mc IoU'."""
+    if column == "train_time_s":
+        return "train time (s)"
+    name, _, kind = column.rpartition("_")
+    return f"{name} {KINDS.get(kind, kind)}" if name else column
+
+
+def fmt(value: object, digits: int = 4) -> str:
+    """Floats to `digits` decimals, anything else (the '> max' markers, ints) as it is."""
+    return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
+
+
+def display_summary(summary: pd.DataFrame, metrics: list[str]) -> pd.DataFrame:
+    """Summary as strings: one 'mean ± std' column (4 decimals) per metric."""
+    shown = summary[[*KEYS, "n_seeds"]].astype(str)
+    for m in metrics:
+        shown[label(m)] = [
+            f"{a:.4f} ± {b:.4f}" if pd.notna(a) else "-"
+            for a, b in zip(summary[f"{m}_mean"], summary[f"{m}_std"], strict=True)
+        ]
+    return shown
+
+
+def display_paired(table: pd.DataFrame, dice: list[str]) -> pd.DataFrame:
+    """Paired table as strings: '+mean ± std (wins/pairs)' per Dice column."""
+    shown = table[[*KEYS, "reference", "n_pairs"]].astype(str)
+    for d in dice:
+        shown[f"Δ {label(d)}"] = [
+            f"{a:+.4f} ± {b:.4f} ({w}/{n})" if pd.notna(a) else "-"
+            for a, b, w, n in zip(
+                table[f"{d}_diff_mean"],
+                table[f"{d}_diff_std"],
+                table[f"{d}_wins"],
+                table["n_pairs"],
+                strict=True,
+            )
+        ]
+    return shown
+
+
+def markdown(frame: pd.DataFrame) -> str:
+    """A GitHub Markdown table of a frame of strings."""
+    lines = ["| " + " | ".join(frame.columns) + " |", "|" + "---|" * len(frame.columns)]
+    lines += ["| " + " | ".join(map(str, row)) + " |" for row in frame.itertuples(index=False)]
+    return "\n".join(lines) + "\n"
+
+
+def write_latex(frame: pd.DataFrame, path: Path) -> None:
+    """LaTeX table via pandas (needs jinja2); a warning instead of a crash when it fails."""
+    try:
+        tex = frame.to_latex(index=False, escape=True)
+    except Exception as err:  # jinja2 missing or a pandas quirk: the other outputs still matter
+        log.warning("skipped %s: %s", path.name, err)
+        return
+    path.write_text(tex.replace("±", r"$\pm$").replace("Δ", r"$\Delta$"))
+
+
+def rich_table(frame: pd.DataFrame, title: str) -> Table:
+    table = Table(title=title)
+    for column in frame.columns:
+        table.add_column(column, justify="left" if column in (*KEYS[:2], "method") else "right")
+    for row in frame.itertuples(index=False):
+        table.add_row(*map(str, row))
+    return table
+
+
+def skipped_message(skipped: list[SkippedRun], limit: int = 5) -> str:
+    shown = "; ".join(f"{s.path}: {s.reason}" for s in skipped[:limit])
+    return shown + (f"; ... {len(skipped) - limit} more" if len(skipped) > limit else "")
 
 
 def main(args: list[str]) -> int:
-    raise GensegError("genseg report is not implemented yet (issue 4)", exit_code=2)
+    if any(a in ("-h", "--help", "help") for a in args):
+        print(USAGE)
+        return 0
+    opts = parse_args(args)
+    if not opts["sweep_dir"]:
+        raise GensegError("genseg report needs sweep_dir=DIR (the folder holding the runs)")
+    sweep = Path(opts["sweep_dir"])
+    if not sweep.is_dir():
+        raise GensegError(f"sweep_dir {sweep} is not a directory")
+    out = Path(opts["out"]) if opts["out"] else sweep / "report"
+    reference, method = opts["reference"], opts["method"]
+
+    runs, skipped = collect_runs(sweep)
+    if runs.empty:
+        detail = f" ({len(skipped)} skipped: {skipped_message(skipped)})" if skipped else ""
+        raise GensegError(f"no finished runs under {sweep}{detail}")
+    summary = aggregate(runs)
+    pairs = paired(runs, reference)
+    factors = efficiency(summary, method, reference)
+    metrics, dice = metric_columns(runs), dice_columns(runs)
+    shown, shown_pairs = display_summary(summary, metrics), display_paired(pairs, dice)
+
+    out.mkdir(parents=True, exist_ok=True)
+    runs.to_csv(out / "runs.csv", index=False)
+    summary.to_csv(out / "summary.csv", index=False)
+    (out / "summary.md").write_text(markdown(shown))
+    write_latex(shown, out / "summary.tex")
+    pairs.to_csv(out / "paired.csv", index=False)
+    (out / "paired.md").write_text(markdown(shown_pairs))
+    factors.to_csv(out / "efficiency.csv", index=False)
+    skipped_frame = pd.DataFrame(
+        [(str(s.path), s.reason) for s in skipped], columns=["path", "reason"]
+    )
+    skipped_frame.to_csv(out / "skipped.csv", index=False)
+    for dataset in sorted(summary.dataset.unique()):
+        dice_vs_labels(summary, dataset, out / f"dice_vs_labels_{dataset}.png")
+    if pairs.empty:
+        log.warning("no runs of reference method '%s' to pair with; paired.csv is empty", reference)
+    if factors.empty:
+        log.warning("no label-efficiency factors: need runs of '%s' and '%s'", method, reference)
+
+    console = Console()
+    console.print(rich_table(shown, f"{len(runs)} finished runs under {sweep}"))
+    if not pairs.empty:
+        console.print(rich_table(shown_pairs, f"paired differences to {reference}"))
+    if not factors.empty:
+        title = f"label efficiency of {method} over {reference}"
+        console.print(rich_table(factors.map(fmt), title))
+    if skipped:
+        console.print(f"[yellow]{len(skipped)} skipped run(s):[/yellow]")
+        for s in skipped:
+            console.print(f"  {s.path}: {s.reason}", highlight=False, markup=False)
+    console.print(f"report written to {out}", highlight=False)
+    return 0

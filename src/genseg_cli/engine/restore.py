@@ -1,0 +1,85 @@
+"""Reopening a finished run: its config, splits, best segmenter and (if any) generator."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+from torch import nn
+
+from genseg_cli.engine.device import Runtime, resolve_runtime
+from genseg_cli.errors import GensegError
+from genseg_cli.nets.segmenters import build_segmenter
+
+
+@dataclass
+class TrainedRun:
+    """A finished run: its composed config, splits and best-validation segmenter (eval mode)."""
+
+    run_dir: Path
+    cfg: DictConfig
+    splits: dict[str, list[str]]
+    segmenter: nn.Module
+    runtime: Runtime
+
+
+def run_status(run_dir: Path) -> str:
+    path = run_dir / "status.json"
+    if not path.is_file():
+        return "unknown (no status.json)"
+    try:
+        return json.loads(path.read_text()).get("status", "unknown")
+    except json.JSONDecodeError:
+        return "unknown (unreadable status.json)"
+
+
+def load_run(run_dir: str | Path, device: str = "auto") -> TrainedRun:
+    """Open a run directory written by `genseg train`; refuses unfinished or failed runs.
+
+    >>> run = load_run("outputs/runs/jsrt/baseline/n9_s0_20261125-114115")
+    >>> run.cfg.dataset.name
+    'jsrt'
+    """
+    run_dir = Path(run_dir).expanduser().resolve()
+    if not run_dir.is_dir():
+        raise GensegError(f"run directory {run_dir} does not exist")
+    status = run_status(run_dir)
+    if status != "done":
+        raise GensegError(
+            f"run {run_dir} is not finished (status: {status}); "
+            "only runs with status done can be used"
+        )
+    for name in ("config.yaml", "splits.json", "checkpoints/best.pt"):
+        if not (run_dir / name).is_file():
+            raise GensegError(f"run {run_dir} lacks {name}; was it written by genseg train?")
+    cfg = OmegaConf.load(run_dir / "config.yaml")
+    runtime = resolve_runtime(device, cfg.trainer.precision, cfg.trainer.channels_last)
+    segmenter = build_segmenter(OmegaConf.merge(cfg.backbone, {"weights": None}))
+    state = torch.load(run_dir / "checkpoints" / "best.pt", map_location="cpu")
+    segmenter.load_state_dict(state["model"])
+    segmenter = runtime.prepare(segmenter).eval()
+    splits = json.loads((run_dir / "splits.json").read_text())
+    return TrainedRun(run_dir, cfg, splits, segmenter, runtime)
+
+
+def load_generator(run: TrainedRun) -> nn.Module:
+    """The run's final generator (eval mode); only separate and genseg runs have one."""
+    path = run.run_dir / "checkpoints" / "generator.pt"
+    if not path.is_file():
+        raise GensegError(
+            f"run {run.run_dir} has no generator (method={run.cfg.method.name}); "
+            "use a run of method=separate or method=genseg"
+        )
+    state = torch.load(path, map_location="cpu")
+    generator = instantiate(
+        state["config"]["model"],
+        in_channels=1,
+        out_channels=int(run.cfg.dataset.channels),
+        image_size=int(run.cfg.data.image_size),
+    )
+    generator.load_state_dict(state["generator"])
+    return generator.to(run.runtime.device).eval()

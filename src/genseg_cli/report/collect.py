@@ -1,0 +1,103 @@
+"""Find the run directories of a sweep and read the finished ones into one table.
+
+A run directory is any directory that holds `metrics.json` or `status.json`. Only runs whose
+status.json says `done` and whose metrics.json is readable count; every other run is returned
+as a `SkippedRun` with the reason, so one broken run never stops a report.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+log = logging.getLogger("genseg.report")
+
+RUN_FILES = ("metrics.json", "status.json")
+KEYS = ["dataset", "backbone", "n_labeled", "method"]  # one summary row per combination
+ID_COLUMNS = ["dataset", "n_labeled", "method", "backbone", "seed"]
+
+
+@dataclass(frozen=True)
+class SkippedRun:
+    """A run left out of the report, e.g. `SkippedRun(Path("sweep/3"), "status failed: OOM")`."""
+
+    path: Path
+    reason: str
+
+
+class _Skip(Exception):
+    """Raised while reading a run that cannot be used; the message is the reason."""
+
+
+def find_run_dirs(sweep_dir: Path) -> list[Path]:
+    """Every directory under `sweep_dir` (itself included) holding metrics.json or status.json.
+
+    >>> find_run_dirs(Path("multirun/2025-01-01"))  # doctest: +SKIP
+    [PosixPath('multirun/2025-01-01/0'), PosixPath('multirun/2025-01-01/1')]
+    """
+    return sorted({p.parent for name in RUN_FILES for p in Path(sweep_dir).rglob(name)})
+
+
+def _read_json(path: Path) -> Any:
+    if not path.is_file():
+        raise _Skip(f"no {path.name}")
+    try:
+        return json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise _Skip(f"{path.name} unreadable: {err}") from None
+
+
+def read_run(run_dir: Path) -> dict[str, Any]:
+    """One row of the runs table for a finished run; raises _Skip with the reason otherwise."""
+    status = _read_json(run_dir / "status.json")
+    state = status.get("status") if isinstance(status, dict) else None
+    if state != "done":
+        reason = status.get("reason") if isinstance(status, dict) else None
+        raise _Skip(f"status {state}" + (f": {reason}" if reason else ""))
+    metrics = _read_json(run_dir / "metrics.json")
+    try:
+        run, test = metrics["run"], metrics["test"]
+        row: dict[str, Any] = {col: run[col] for col in ID_COLUMNS}
+        row["n_labeled"], row["seed"] = int(row["n_labeled"]), int(row["seed"])
+        row["test_dice"], row["test_iou"] = float(test["dice_mean"]), float(test["iou_mean"])
+        for name, scores in sorted((metrics.get("ood") or {}).items()):
+            row[f"{name}_dice"] = float(scores["dice_mean"])
+            row[f"{name}_iou"] = float(scores["iou_mean"])
+        row["train_time_s"] = float(metrics["train_time_s"]) + float(
+            metrics.get("prepare_time_s") or 0.0
+        )
+    except (KeyError, TypeError, ValueError) as err:
+        raise _Skip(f"metrics.json incomplete: {type(err).__name__} {err}") from None
+    row["run_dir"] = str(run_dir)
+    return row
+
+
+def collect_runs(sweep_dir: Path | str) -> tuple[pd.DataFrame, list[SkippedRun]]:
+    """Read every run under `sweep_dir`: one row per finished run, plus the skipped runs.
+
+    >>> runs, skipped = collect_runs("multirun/2025-01-01")  # doctest: +SKIP
+    >>> runs.columns[:7].tolist()
+    ['dataset', 'n_labeled', 'method', 'backbone', 'seed', 'test_dice', 'test_iou']
+    """
+    rows: list[dict[str, Any]] = []
+    skipped: list[SkippedRun] = []
+    for run_dir in find_run_dirs(Path(sweep_dir)):
+        try:
+            rows.append(read_run(run_dir))
+        except _Skip as err:
+            skipped.append(SkippedRun(run_dir, str(err)))
+    runs = pd.DataFrame(rows)
+    if runs.empty:
+        return pd.DataFrame(columns=[*ID_COLUMNS, "test_dice", "test_iou", "run_dir"]), skipped
+    ood = sorted(c for c in runs.columns if c not in ID_COLUMNS + ["test_dice", "test_iou"])
+    ood = [c for c in ood if c not in ("train_time_s", "run_dir")]
+    runs = runs[[*ID_COLUMNS, "test_dice", "test_iou", *ood, "train_time_s", "run_dir"]]
+    dupes = runs.duplicated(ID_COLUMNS, keep=False)
+    if dupes.any():
+        log.warning("%d runs share dataset/budget/method/backbone/seed", int(dupes.sum()))
+    return runs, skipped

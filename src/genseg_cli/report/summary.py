@@ -1,0 +1,143 @@
+"""Aggregate runs over seeds, pair methods with the reference, and measure label efficiency."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+import pandas as pd
+
+from genseg_cli.report.collect import KEYS
+
+PAIR_KEYS = ["dataset", "backbone", "n_labeled", "seed"]
+NOT_METRICS = {*KEYS, "seed", "run_dir"}
+
+
+def metric_columns(runs: pd.DataFrame) -> list[str]:
+    """The numeric result columns of a runs table (test_dice, test_iou, <ood>_dice, ...)."""
+    return [c for c in runs.columns if c not in NOT_METRICS]
+
+
+def dice_columns(runs: pd.DataFrame) -> list[str]:
+    """test_dice first, then each OOD set's Dice column."""
+    return [c for c in metric_columns(runs) if c.endswith("_dice")]
+
+
+def aggregate(runs: pd.DataFrame) -> pd.DataFrame:
+    """Mean and std over seeds of every metric, per dataset, backbone, n_labeled and method.
+
+    The std is the population std (ddof=0), so a single seed gives 0 rather than NaN.
+
+    >>> aggregate(runs)[["method", "n_labeled", "test_dice_mean", "n_seeds"]]  # doctest: +SKIP
+    """
+    metrics = metric_columns(runs)
+    groups = runs.groupby(KEYS, sort=True)
+    mean = groups[metrics].mean().add_suffix("_mean")
+    std = groups[metrics].std(ddof=0).add_suffix("_std")
+    ordered = [f"{m}_{s}" for m in metrics for s in ("mean", "std")]
+    table = mean.join(std)[ordered]
+    table["n_seeds"] = groups.size()
+    return table.reset_index()
+
+
+def paired_differences(runs: pd.DataFrame, reference: str = "baseline") -> pd.DataFrame:
+    """Per-seed `method - reference` Dice for every method run on the reference's seeds.
+
+    One row per (dataset, backbone, n_labeled, seed, method) present for both; the columns of
+    differences keep the Dice column names (test_dice, nlm_mc_dice, ...).
+
+    >>> paired_differences(runs, "baseline")[["method", "seed", "test_dice"]]  # doctest: +SKIP
+    """
+    dice = dice_columns(runs)
+    ref = runs[runs.method == reference][PAIR_KEYS + dice]
+    others = runs[runs.method != reference][[*PAIR_KEYS, "method", *dice]]
+    both = others.merge(ref, on=PAIR_KEYS, suffixes=("", "_ref"))
+    for col in dice:
+        both[col] = both[col] - both[f"{col}_ref"]
+    both.insert(len(PAIR_KEYS) + 1, "reference", reference)
+    return both[[*PAIR_KEYS, "method", "reference", *dice]].reset_index(drop=True)
+
+
+def paired(runs: pd.DataFrame, reference: str = "baseline") -> pd.DataFrame:
+    """Mean and std (ddof=0) of the per-seed differences to `reference`, and the seeds won.
+
+    Columns: dataset, backbone, n_labeled, method, reference, n_pairs, and for each Dice
+    column `<col>_diff_mean`, `<col>_diff_std`, `<col>_wins` (seeds where method > reference).
+
+    >>> paired(runs, "baseline")  # doctest: +SKIP
+    """
+    diffs = paired_differences(runs, reference)
+    keys = [*KEYS, "reference"]
+    groups = diffs.groupby(keys, sort=True)
+    out = groups.size().rename("n_pairs").to_frame()
+    for col in dice_columns(runs):
+        out[f"{col}_diff_mean"] = groups[col].mean()
+        out[f"{col}_diff_std"] = groups[col].std(ddof=0)
+        out[f"{col}_wins"] = groups[col].agg(lambda d: int((d > 0).sum()))
+    return out.reset_index()
+
+
+def labels_needed(curve: Iterable[tuple[float, float]], target: float) -> float | str:
+    """Labels a method needs to reach `target` Dice on its measured (n_labeled, Dice) curve.
+
+    Linear interpolation between the last budget below `target` and the first that reaches it.
+    "> max" when no measured budget reaches it; "<= min" when the smallest already beats it.
+
+    >>> labels_needed([(4, 0.5), (8, 0.75), (16, 1.0)], 0.625)
+    6.0
+    >>> labels_needed([(5, 0.80), (10, 0.90)], 0.99), labels_needed([(5, 0.80)], 0.70)
+    ('> max', '<= min')
+    """
+    points = sorted((float(n), float(d)) for n, d in curve if not np.isnan(d))
+    for i, (n, d) in enumerate(points):
+        if d < target:
+            continue
+        if i == 0:
+            return n if d == target else "<= min"
+        n0, d0 = points[i - 1]
+        return n0 + (target - d0) * (n - n0) / (d - d0)
+    return "> max"
+
+
+def efficiency_factor(curve: Iterable[tuple[float, float]], target: float, n: float) -> float | str:
+    """How many times more labels the curve's method needs than `n` to reach `target` Dice.
+
+    >>> efficiency_factor([(4, 0.5), (8, 0.75), (16, 1.0)], target=0.875, n=4)
+    3.0
+    """
+    needed = labels_needed(curve, target)
+    return needed if isinstance(needed, str) else needed / n
+
+
+def efficiency(
+    summary: pd.DataFrame, method: str = "genseg", reference: str = "baseline"
+) -> pd.DataFrame:
+    """Label-efficiency factor of `method` over `reference` for each dataset/backbone/budget.
+
+    For each budget n with a mean test Dice of `method`, the labels the reference needs to reach
+    that Dice (interpolated on its mean curve) divided by n; "> max" / "<= min" out of range.
+
+    >>> efficiency(aggregate(runs), "genseg", "baseline")  # doctest: +SKIP
+    """
+    rows = []
+    for (dataset, backbone), group in summary.groupby(["dataset", "backbone"], sort=True):
+        ref = group[group.method == reference]
+        curve = list(zip(ref.n_labeled, ref.test_dice_mean, strict=True))
+        if not curve:
+            continue
+        for _, row in group[group.method == method].sort_values("n_labeled").iterrows():
+            needed = labels_needed(curve, row.test_dice_mean)
+            rows.append(
+                {
+                    "dataset": dataset,
+                    "backbone": backbone,
+                    "n_labeled": int(row.n_labeled),
+                    "method": method,
+                    "reference": reference,
+                    "method_test_dice": row.test_dice_mean,
+                    "reference_labels_needed": needed,
+                    "factor": efficiency_factor(curve, row.test_dice_mean, row.n_labeled),
+                }
+            )
+    columns = ["dataset", "backbone", "n_labeled", "method", "reference", "method_test_dice"]
+    return pd.DataFrame(rows, columns=[*columns, "reference_labels_needed", "factor"])
