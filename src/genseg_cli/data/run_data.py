@@ -29,11 +29,32 @@ class RunData:
     ood: dict[str, list[Pair]] = field(default_factory=dict)
 
 
-def verified_ids(spec: DictConfig, root: Path) -> list[str]:
+GREY_MODES = {"L", "I", "I;16", "1", "P"}
+
+
+def check_channels(spec: DictConfig, modes: dict[str, int], root: Path) -> None:
+    """Refuse colour images for a grey dataset and grey images for a colour one."""
+    grey = sum(n for mode, n in modes.items() if mode in GREY_MODES)
+    colour = sum(modes.values()) - grey
+    if spec.channels == 1 and colour:
+        raise GensegError(
+            f"{root}: {colour} images are colour but dataset.channels=1; set "
+            f"dataset.channels=3 or convert the images to grey"
+        )
+    if spec.channels == 3 and grey:
+        raise GensegError(
+            f"{root}: {grey} images are grey but dataset.channels=3; set "
+            f"dataset.channels=1 or convert the images to RGB"
+        )
+
+
+def verified_ids(spec: DictConfig, root: Path, check_modes: bool = False) -> list[str]:
     """Ids of a dataset folder after checking the whole contract (raises with the offending ids)."""
     require_present(spec, root)
     report = check_dataset(root)
     report.raise_if_broken()
+    if check_modes:
+        check_channels(spec, report.modes, root)
     for warning in report.warnings:
         log.warning("%s: %s", spec.name, warning)
     return sorted(index_folder(root / "images"))
@@ -60,7 +81,7 @@ def load_run_data(
             "`genseg data check` and `genseg data prepare` already work for it"
         )
     root = dataset_root(spec, data_dir)
-    ids = verified_ids(spec, root)
+    ids = verified_ids(spec, root, check_modes=True)
     splits = make_splits(ids, spec, n_labeled, seed, val_fraction, read_split_table(root))
     channels = int(spec.channels)
     data = RunData(
@@ -73,8 +94,11 @@ def load_run_data(
         ood_spec = dataset_spec(name)
         ood_root = dataset_root(ood_spec, data_dir)
         if not (ood_root / "images").is_dir():
-            log.warning("out-of-domain set '%s' is not in %s; skipped", name, ood_root.parent)
-            continue
+            raise GensegError(
+                f"out-of-domain set '{name}' of {spec.name} is not in {ood_root.parent}; "
+                f"prepare it (genseg data prepare {name} --src ...) or train with "
+                "evaluation.ood=false"
+            )
         # OOD images are read with the training set's channels: the network's input is fixed
         data.ood[name] = load_pairs(ood_root, verified_ids(ood_spec, ood_root), channels)
     return data

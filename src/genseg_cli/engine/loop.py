@@ -19,6 +19,14 @@ from torch.utils.data import DataLoader, RandomSampler
 from genseg_cli.data.dataset import Pair, SegmentationDataset
 from genseg_cli.data.mask_augment import augment_mask
 from genseg_cli.data.run_data import RunData, load_run_data
+from genseg_cli.engine.checkpoint import (
+    Progress,
+    TrainingInterrupted,
+    check_finite,
+    load_last,
+    save_last,
+    set_rng_state,
+)
 from genseg_cli.engine.device import Runtime, resolve_runtime, seed_everything
 from genseg_cli.engine.files import save_torch, write_csv, write_json
 from genseg_cli.engine.progress import training_progress
@@ -134,39 +142,62 @@ def checkpoint(method: Method, cfg: DictConfig, step: int, val_dice: float) -> d
 
 
 def fit(cfg: DictConfig, method: Method, data: RunData, run_dir: Path) -> dict:
-    """Run trainer.steps training steps, keeping the best-validation checkpoint on disk."""
+    """Run trainer.steps training steps, keeping the best-validation checkpoint on disk and a
+    resumable one every trainer.checkpoint_every steps; with `resume`, continue from it."""
     context = training_context(cfg, data, run_dir)
     started = time.perf_counter()
     method.prepare(context)
     prepare_time = time.perf_counter() - started
-    best = {"step": 0, "val_dice": -1.0}
-    history: list[dict] = []
-    steps, started = int(cfg.trainer.steps), time.perf_counter()
-    batches = training_batches(
-        data.train, cfg, steps, int(cfg.seed), method.needs_new_masks, method.augment_real
+    steps, tcfg = int(cfg.trainer.steps), cfg.trainer
+    batches = iter(
+        training_batches(
+            data.train, cfg, steps, int(cfg.seed), method.needs_new_masks, method.augment_real
+        )
     )
-    with training_progress(cfg.trainer.progress) as progress:
-        task = progress.add_task("train", total=steps, loss="-", val="-", speed="-")
-        for step, batch in enumerate(batches, start=1):
-            losses = method.train_step(batch)
+    progress_state = Progress()
+    restored = load_last(run_dir, method) if cfg.get("resume") else None
+    if restored is not None:
+        progress_state, rng = restored
+        for _ in range(progress_state.step):  # replay the sampler and augmentation streams
+            next(batches)
+        set_rng_state(rng)
+        log.info("resumed from step %d", progress_state.step)
+    best, history = progress_state.best, progress_state.history
+    started = time.perf_counter()
+    with training_progress(tcfg.progress) as bar:
+        task = bar.add_task(
+            "train", total=steps, completed=progress_state.step, loss="-", val="-", speed="-"
+        )
+        for step in range(progress_state.step + 1, steps + 1):
+            losses = method.train_step(next(batches))
+            check_finite(losses, step, run_dir)
             row = {"step": step, **losses}
-            if step % cfg.trainer.val_every == 0 or step == steps:
+            if step % tcfg.val_every == 0 or step == steps:
                 row["val/dice"] = score = validate(method, context.val_batch)
                 method.on_validation(score)
                 if score >= best["val_dice"]:  # ties go to the later, longer-trained model
                     best = {"step": step, "val_dice": score}
                     save_torch(run_dir / BEST, checkpoint(method, cfg, step, score))
-                progress.update(task, val=f"{score:.4f}")
+                bar.update(task, val=f"{score:.4f}")
             history.append(row)
-            speed = step / (time.perf_counter() - started)
-            progress.update(task, advance=1, loss=f"{row['loss/seg']:.4f}", speed=f"{speed:.1f}")
-            if step % cfg.trainer.log_every == 0 or step == steps:
-                shown = " ".join(
-                    f"{k}={v:.4f}"
-                    for k, v in row.items()
-                    if "/" in k and not k.startswith("alpha/")
+            speed = (step - progress_state.step) / (time.perf_counter() - started)
+            bar.update(task, advance=1, loss=f"{row['loss/seg']:.4f}", speed=f"{speed:.1f}")
+            if step % tcfg.log_every == 0 or step == steps:
+                log.info(
+                    "step %d/%d %s",
+                    step,
+                    steps,
+                    " ".join(
+                        f"{k}={v:.4f}" for k, v in row.items() if "/" in k and "alpha/" not in k
+                    ),
                 )
-                log.info("step %d/%d %s", step, steps, shown)
+            if tcfg.checkpoint_every and step % tcfg.checkpoint_every == 0:
+                save_last(run_dir, method, Progress(step, best, history))
+            if tcfg.get("stop_after") and step == tcfg.stop_after and step < steps:
+                raise TrainingInterrupted(
+                    f"stopped after step {step} (trainer.stop_after); "
+                    f"continue with: genseg train resume={run_dir}"
+                )
     train_time = time.perf_counter() - started
     write_history(run_dir, pd.DataFrame(history))
     return {

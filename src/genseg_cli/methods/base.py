@@ -128,10 +128,19 @@ class Method:
         """Called after the last step; returns what the method adds to metrics.json."""
         return {}
 
-    def state_dict(self) -> dict:
+    def stateful(self) -> dict[str, Any]:
+        """Everything with a state_dict that a resumed run must get back (None entries skipped)."""
         return {
-            "segmenter": self.segmenter.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
-            "scaler": self.scaler.state_dict(),
+            "segmenter": self.segmenter,
+            "optimizer": self.optimizer,
+            "scheduler": self.scheduler,
+            "scaler": self.scaler,
         }
+
+    def state_dict(self) -> dict:
+        return {k: v.state_dict() for k, v in self.stateful().items() if v is not None}
+
+    def load_state_dict(self, state: dict) -> None:
+        for key, obj in self.stateful().items():
+            if obj is not None:
+                obj.load_state_dict(state[key])

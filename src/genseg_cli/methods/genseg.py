@@ -78,6 +78,20 @@ class GenSeg(SyntheticDataMethod):
             losses.update(self.upper_update(images, masks, new_masks))
         return losses
 
+    def stateful(self) -> dict:
+        return {
+            **super().stateful(),
+            "arch_optimizer": self.arch_optimizer,
+            "feedback_optimizer": self.feedback_optimizer,
+        }
+
+    def state_dict(self) -> dict:
+        return {**super().state_dict(), "steps_done": self.steps_done}
+
+    def load_state_dict(self, state: dict) -> None:
+        super().load_state_dict(state)
+        self.steps_done = state["steps_done"]
+
     def _has_upper_targets(self) -> bool:
         return self.arch_optimizer is not None or self.feedback_optimizer is not None
 

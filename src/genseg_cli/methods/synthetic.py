@@ -163,6 +163,15 @@ class SyntheticDataMethod(Method):
             path, self.preview_masks, synthetic, self.reference["mask"], self.reference["image"]
         )
 
+    def stateful(self) -> dict:
+        return {
+            **super().stateful(),
+            "generator": self.generator,
+            "discriminator": self.discriminator,
+            "g_optimizer": self.g_optimizer,
+            "d_optimizer": self.d_optimizer,
+        }
+
     def finish(self, run_dir: Path) -> dict:
         self.save_preview(run_dir / "synthetic_end.png")
         save_torch(

@@ -10,7 +10,6 @@ import logging
 from pathlib import Path
 
 import pandas as pd
-from omegaconf import OmegaConf
 from rich.console import Console
 from rich.table import Table
 
@@ -18,6 +17,7 @@ from genseg_cli.errors import GensegError
 from genseg_cli.report.collect import KEYS, SkippedRun, collect_runs
 from genseg_cli.report.figures import dice_vs_labels
 from genseg_cli.report.summary import aggregate, dice_columns, efficiency, metric_columns, paired
+from genseg_cli.stages.arguments import parse_key_values
 
 log = logging.getLogger("genseg.report")
 
@@ -38,15 +38,8 @@ def parse_args(args: list[str]) -> dict[str, str | None]:
     >>> parse_args(["sweep_dir=multirun/x", "reference=baseline_noaug"])["reference"]
     'baseline_noaug'
     """
-    allowed = ", ".join(DEFAULTS)
-    bare = [a for a in args if "=" not in a]
-    if bare:
-        raise GensegError(f"genseg report takes key=value arguments ({allowed}); got {bare}")
-    given = OmegaConf.to_container(OmegaConf.from_dotlist(args))
-    unknown = sorted(set(given) - set(DEFAULTS))
-    if unknown:
-        raise GensegError(f"unknown key(s) {', '.join(unknown)} for genseg report; use {allowed}")
-    return {**DEFAULTS, **{k: None if v is None else str(v) for k, v in given.items()}}
+    opts = parse_key_values("report", args, DEFAULTS)
+    return {k: None if v is None else str(v) for k, v in opts.items()}
 
 
 def label(column: str) -> str:
