@@ -23,8 +23,12 @@ from genseg_cli.engine.files import write_status
 from genseg_cli.errors import GensegError
 
 log = logging.getLogger("genseg.train")
-# keys that may differ between a run and its resumption
+# keys that may differ between a run and its resumption: where things live, how it is shown
 RESUME_FREE = {"resume", "trainer.stop_after", "trainer.progress", "trainer.num_threads"}
+RESUME_FREE_PREFIXES = ("paths.",)
+RESUME_FREE_SUFFIXES = ("cache_dir",)
+OVERRIDES = "overrides.yaml"  # the run's own command-line overrides (Hydra's .hydra/ copy is
+# rewritten by every later invocation in the same directory, a refused resume included)
 
 
 def flat(cfg: dict, prefix: str = "") -> dict[str, object]:
@@ -39,7 +43,14 @@ def config_differences(saved: DictConfig, current: DictConfig) -> list[str]:
     """Dotted keys whose values differ between two resolved configs (resume-free keys aside)."""
     a = flat(OmegaConf.to_container(saved, resolve=True))
     b = flat(OmegaConf.to_container(current, resolve=True))
-    return sorted(k for k in a.keys() | b.keys() if a.get(k) != b.get(k) and k not in RESUME_FREE)
+    return sorted(
+        k
+        for k in a.keys() | b.keys()
+        if a.get(k) != b.get(k)
+        and k not in RESUME_FREE
+        and not k.startswith(RESUME_FREE_PREFIXES)
+        and not k.endswith(RESUME_FREE_SUFFIXES)
+    )
 
 
 def start_run(cfg: DictConfig, run_dir: Path) -> None:
@@ -54,6 +65,9 @@ def start_run(cfg: DictConfig, run_dir: Path) -> None:
                 f"resume={run_dir}: the config differs from the saved run in "
                 f"{', '.join(differing[:8])}; resume with the same settings"
             )
+    else:
+        overrides = list(HydraConfig.get().overrides.task)
+        OmegaConf.save(OmegaConf.create(overrides), run_dir / OVERRIDES)
     OmegaConf.save(cfg, saved, resolve=True)
 
 
@@ -95,11 +109,9 @@ def resume_arguments(args: list[str]) -> list[str]:
     if not given:
         return args
     run_dir = Path(given[-1].split("=", 1)[1]).expanduser().resolve()
-    saved = run_dir / ".hydra" / "overrides.yaml"
+    saved = run_dir / OVERRIDES
     if not saved.is_file():
-        raise GensegError(
-            f"resume={run_dir}: not a genseg run directory (no .hydra/overrides.yaml)"
-        )
+        raise GensegError(f"resume={run_dir}: not a genseg run directory (no {OVERRIDES})")
     previous = [
         o
         for o in OmegaConf.load(saved)
