@@ -40,7 +40,9 @@ def find_run_dirs(sweep_dir: Path) -> list[Path]:
     >>> find_run_dirs(Path("multirun/2025-01-01"))  # doctest: +SKIP
     [PosixPath('multirun/2025-01-01/0'), PosixPath('multirun/2025-01-01/1')]
     """
-    return sorted({p.parent for name in RUN_FILES for p in Path(sweep_dir).rglob(name)})
+    found = {p.parent for name in RUN_FILES for p in Path(sweep_dir).rglob(name)}
+    # a run's own sub-folders (e.g. <run>/evaluate/metrics.json) are not runs of their own
+    return sorted(d for d in found if not any(parent in found for parent in d.parents))
 
 
 def _read_json(path: Path) -> Any:
