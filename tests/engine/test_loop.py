@@ -63,3 +63,14 @@ def test_cuda_requested_without_cuda_is_explained():
         pytest.skip("CUDA present")
     with pytest.raises(GensegError, match="CUDA is not available"):
         resolve_runtime("cuda", "auto")
+
+
+def test_tensorboard_events_are_written_when_installed(data_dir: Path, tmp_path: Path):
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    run_training(debug_cfg("trainer.tensorboard=true"), tmp_path)
+    events = EventAccumulator(str(tmp_path / "tensorboard"))
+    events.Reload()
+    steps = [e.step for e in events.Scalars("loss/seg")]
+    assert steps == [1, 2, 3, 4]

@@ -30,6 +30,7 @@ from genseg_cli.engine.checkpoint import (
 from genseg_cli.engine.device import Runtime, resolve_runtime, seed_everything
 from genseg_cli.engine.files import save_torch, write_csv, write_json
 from genseg_cli.engine.progress import training_progress
+from genseg_cli.engine.tensorboard import ScalarLog
 from genseg_cli.evaluation.evaluate import evaluate_model, summarise
 from genseg_cli.evaluation.metrics import batch_dice
 from genseg_cli.methods.base import Method, TrainingContext
@@ -163,6 +164,7 @@ def fit(cfg: DictConfig, method: Method, data: RunData, run_dir: Path) -> dict:
         set_rng_state(rng)
         log.info("resumed from step %d", progress_state.step)
     best, history = progress_state.best, progress_state.history
+    scalars = ScalarLog(run_dir, tcfg.get("tensorboard", "auto"))
     started = time.perf_counter()
     with training_progress(tcfg.progress) as bar:
         task = bar.add_task(
@@ -180,6 +182,7 @@ def fit(cfg: DictConfig, method: Method, data: RunData, run_dir: Path) -> dict:
                     save_torch(run_dir / BEST, checkpoint(method, cfg, step, score))
                 bar.update(task, val=f"{score:.4f}")
             history.append(row)
+            scalars.add(row, step)
             speed = (step - progress_state.step) / (time.perf_counter() - started)
             bar.update(task, advance=1, loss=f"{row['loss/seg']:.4f}", speed=f"{speed:.1f}")
             if step % tcfg.log_every == 0 or step == steps:
@@ -198,6 +201,7 @@ def fit(cfg: DictConfig, method: Method, data: RunData, run_dir: Path) -> dict:
                     f"stopped after step {step} (trainer.stop_after); "
                     f"continue with: genseg train resume={run_dir}"
                 )
+    scalars.close()
     train_time = time.perf_counter() - started
     write_history(run_dir, pd.DataFrame(history))
     return {
