@@ -198,3 +198,28 @@ def test_one_failing_run_does_not_stop_a_sweep(data_dir, tmp_path):
         for p in tmp_path.glob("multiruns/*/*/status.json")
     }
     assert statuses == {"jsrt_unet_baseline_n1_s0": "failed", "jsrt_unet_baseline_n3_s0": "done"}
+
+
+def test_sigterm_marks_the_run_interrupted_and_resumable(data_dir, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    env = {**os.environ, "GENSEG_OUTPUT_DIR": str(tmp_path)}
+    cmd = [
+        str(Path(sys.executable).parent / "genseg"),
+        "train",
+        "profile=debug",
+        "trainer.steps=100000",
+        "trainer.checkpoint_every=2",
+    ]
+    process = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.time() + 120
+    while time.time() < deadline and not list(tmp_path.rglob("last.pt")):
+        time.sleep(0.5)
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=60) == 4
+    status = json.loads(next(tmp_path.rglob("status.json")).read_text())
+    assert status["status"] == "interrupted" and "resume=" in status["reason"]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
 import traceback
 from pathlib import Path
@@ -71,6 +72,17 @@ def start_run(cfg: DictConfig, run_dir: Path) -> None:
     OmegaConf.save(cfg, saved, resolve=True)
 
 
+def interrupt_on_sigterm(run_dir: Path):
+    """A SIGTERM (kill, Slurm pre-emption) ends the run as interrupted, resumable from last.pt."""
+
+    def handler(signum, frame) -> None:
+        raise TrainingInterrupted(
+            f"stopped by SIGTERM; continue with: genseg train resume={run_dir}"
+        )
+
+    return handler
+
+
 def train_task(cfg: DictConfig) -> float | None:
     """Hydra task: train into the run directory, print the results, record the run's status."""
     from genseg_cli.engine.loop import run_training
@@ -78,6 +90,7 @@ def train_task(cfg: DictConfig) -> float | None:
 
     hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir)
+    signal.signal(signal.SIGTERM, interrupt_on_sigterm(run_dir))
     try:
         start_run(cfg, run_dir)
         write_status(run_dir, "running")
