@@ -32,6 +32,11 @@ def predict_logits(
     return out
 
 
+def to_size(logit: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
+    """Logits (1 x h x w) resized bilinearly to an image's own (height, width)."""
+    return F.interpolate(logit[None], size=tuple(shape), mode="bilinear", align_corners=False)[0]
+
+
 def score_pairs(
     logits: list[torch.Tensor],
     pairs: list[Pair],
@@ -43,10 +48,7 @@ def score_pairs(
     rows = []
     for logit, pair in zip(logits, pairs, strict=True):
         if resolution == "original":
-            height, width = pair.mask.shape
-            logit = F.interpolate(
-                logit[None], size=(height, width), mode="bilinear", align_corners=False
-            )[0]
+            logit = to_size(logit, pair.mask.shape)
             target = pair.mask
         elif resolution == "model":
             target = resize_pair(pair, logit.shape[-1])[1].astype(bool)

@@ -11,13 +11,14 @@ import logging
 from pathlib import Path
 
 import numpy as np
+import torch
 from PIL import Image
 
 from genseg_cli.data.dataset import Pair
 from genseg_cli.data.io import index_folder, read_image
 from genseg_cli.engine.restore import load_run
 from genseg_cli.errors import GensegError
-from genseg_cli.evaluation.evaluate import predict_logits
+from genseg_cli.evaluation.evaluate import predict_logits, to_size
 from genseg_cli.evaluation.export import export_segmenter
 from genseg_cli.stages.arguments import REQUIRED, parse_key_values
 
@@ -62,11 +63,7 @@ def predict_folder(args: list[str]) -> dict:
 
 def logits_to_mask(logit, shape: tuple[int, int], threshold: float) -> np.ndarray:
     """Logits at model size -> uint8 0/255 mask at `shape` (bilinear, then threshold)."""
-    import torch
-    import torch.nn.functional as F
-
-    up = F.interpolate(logit[None], size=shape, mode="bilinear", align_corners=False)[0, 0]
-    return ((torch.sigmoid(up) > threshold).numpy() * 255).astype(np.uint8)
+    return ((torch.sigmoid(to_size(logit, shape)[0]) > threshold).numpy() * 255).astype(np.uint8)
 
 
 def main(args: list[str]) -> int:
