@@ -153,8 +153,15 @@ def finite_difference(
 ESTIMATORS = {"second_order": second_order, "finite_difference": finite_difference}
 
 
-def hypergradient(mode: str, *args, **kwargs) -> tuple[list[Tensor], Tensor]:
+def hypergradient(
+    mode: str,
+    problem: LowerProblem,
+    synthesise: Callable[[], Tensor],
+    targets: list[Tensor],
+    xi: float,
+    unroll_steps: int = 1,
+) -> tuple[list[Tensor], Tensor]:
     """Dispatch on `mlo.hypergrad`; returns (gradients for `targets`, the validation loss)."""
     if mode not in ESTIMATORS:
         raise ValueError(f"mlo.hypergrad={mode} is not one of {', '.join(ESTIMATORS)}")
-    return ESTIMATORS[mode](*args, **kwargs)
+    return ESTIMATORS[mode](problem, synthesise, targets, xi, unroll_steps)
