@@ -55,3 +55,15 @@ def test_loss_decreases_towards_the_target():
     target = torch.zeros(1, 1, 8, 8)
     target[..., 2:6, 2:6] = 1
     assert loss(target * 20 - 10, target) < loss(torch.zeros_like(target), target)
+
+
+def test_unet_has_a_3d_version_for_volumes():
+    cfg = compose("train", ["dataset=hippocampus", "backbone=unet"])
+    net = build_segmenter(cfg.backbone, dims=3).eval()
+    assert net(torch.zeros(1, 1, 16, 16, 16)).shape == (1, 3, 16, 16, 16)
+
+
+def test_a_2d_only_backbone_is_refused_for_volumes():
+    cfg = compose("train", ["dataset=hippocampus", "backbone=deeplabv3"])
+    with pytest.raises(GensegError, match="no 3D version.*backbone=unet"):
+        build_segmenter(cfg.backbone, dims=3)

@@ -61,3 +61,29 @@ def require_present(spec: DictConfig, root: Path) -> None:
         else "put images/ and masks/ there"
     )
     raise GensegError(f"dataset '{spec.name}' not found: {marker} is missing; {how}")
+
+
+def class_names(spec: DictConfig) -> list[str]:
+    """Foreground class names: `spec.classes` for multi-class data, else one ("foreground").
+
+    >>> class_names(dataset_spec("hippocampus"))
+    ['anterior', 'posterior']
+    """
+    return [str(c) for c in spec.get("classes") or ["foreground"]]
+
+
+def mask_channels(spec: DictConfig) -> int:
+    """Channels of a mask tensor: 1 ({0,1}) for binary data, one-hot with background otherwise.
+
+    `spec.mask_channels` is what configs interpolate (segmenter outputs, generator inputs); it
+    must agree with the class list, so a hand-edited entry cannot silently mis-size a network.
+    """
+    n = len(class_names(spec))
+    expected = 1 if n == 1 else n + 1
+    given = spec.get("mask_channels", 1)
+    if given != expected:
+        raise GensegError(
+            f"dataset '{spec.name}': mask_channels={given} but classes={class_names(spec)} "
+            f"needs mask_channels={expected} (1 for binary, background + classes otherwise)"
+        )
+    return expected

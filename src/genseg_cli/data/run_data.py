@@ -8,24 +8,26 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from genseg_cli.data.contract import check_dataset
+from genseg_cli.data.contract import check_dataset, check_volumes
 from genseg_cli.data.dataset import Pair, load_pairs
 from genseg_cli.data.io import index_folder, read_split_table
-from genseg_cli.data.registry import dataset_root, dataset_spec, require_present
+from genseg_cli.data.registry import class_names, dataset_root, dataset_spec, require_present
 from genseg_cli.data.splits import Splits, make_splits
-from genseg_cli.errors import GensegError
+from genseg_cli.data.volumes import Volume, index_volumes, load_volumes
+from genseg_cli.errors import DataContractError, GensegError
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
 class RunData:
-    """Pairs of one run. `ood` maps each present out-of-domain dataset to all of its pairs."""
+    """Pairs (2D) or volumes (3D) of one run. `ood` maps each present out-of-domain dataset to
+    all of its pairs."""
 
     splits: Splits
-    train: list[Pair]
-    val: list[Pair]
-    test: list[Pair]
+    train: list[Pair] | list[Volume]
+    val: list[Pair] | list[Volume]
+    test: list[Pair] | list[Volume]
     ood: dict[str, list[Pair]] = field(default_factory=dict)
 
 
@@ -51,13 +53,43 @@ def check_channels(spec: DictConfig, modes: dict[str, int], root: Path) -> None:
 def verified_ids(spec: DictConfig, root: Path, check_modes: bool = False) -> list[str]:
     """Ids of a dataset folder after checking the whole contract (raises with the offending ids)."""
     require_present(spec, root)
-    report = check_dataset(root)
+    volumetric = spec.dims == 3
+    report = check_volumes(root) if volumetric else check_dataset(root)
     report.raise_if_broken()
-    if check_modes:
+    if volumetric:
+        check_label_values(spec, report.modes, root)
+    elif check_modes:
         check_channels(spec, report.modes, root)
     for warning in report.warnings:
         log.warning("%s: %s", spec.name, warning)
-    return sorted(index_folder(root / "images"))
+    return sorted(index_volumes(root / "imagesTr") if volumetric else index_folder(root / "images"))
+
+
+def check_label_values(spec: DictConfig, values: dict[str, int], root: Path) -> None:
+    """Refuse label maps with values beyond background + the dataset's classes."""
+    allowed = {f"label {i}" for i in range(len(class_names(spec)) + 1)}
+    extra = sorted(set(values) - allowed)
+    if extra:
+        raise DataContractError(
+            f"{root}/labelsTr: values {', '.join(v.split()[1] for v in extra)} are not among "
+            f"0..{len(allowed) - 1} (background + classes {class_names(spec)}); fix the label "
+            "maps or list the extra classes in dataset.classes"
+        )
+
+
+def load_run_volumes(
+    spec: DictConfig, data_dir: str | Path, n_labeled: int, seed: int, val_fraction: float
+) -> RunData:
+    """Verify, split and load a 3D (MSD-layout) dataset; 3D sets have no out-of-domain tests."""
+    root = dataset_root(spec, data_dir)
+    ids = verified_ids(spec, root)
+    splits = make_splits(ids, spec, n_labeled, seed, val_fraction, read_split_table(root))
+    return RunData(
+        splits=splits,
+        train=load_volumes(root, splits.train),
+        val=load_volumes(root, splits.val),
+        test=load_volumes(root, splits.test),
+    )
 
 
 def load_run_data(
@@ -68,18 +100,15 @@ def load_run_data(
     val_fraction: float,
     with_ood: bool = True,
 ) -> RunData:
-    """Verify, split and load a 2D dataset, then its out-of-domain sets that are present.
+    """Verify, split and load a dataset, then (2D) its out-of-domain sets that are present.
 
     >>> data = load_run_data(dataset_spec("jsrt"), "../shared/datasets", n_labeled=9, seed=0,
     ...                      val_fraction=0.2)
     >>> len(data.train), len(data.val), sorted(data.ood)
     (7, 2, ['nlm_mc', 'nlm_sz'])
     """
-    if spec.dims != 2:
-        raise GensegError(
-            f"dataset '{spec.name}' is 3D; 3D training is not implemented yet (issue 6). "
-            "`genseg data check` and `genseg data prepare` already work for it"
-        )
+    if spec.dims == 3:
+        return load_run_volumes(spec, data_dir, n_labeled, seed, val_fraction)
     root = dataset_root(spec, data_dir)
     ids = verified_ids(spec, root, check_modes=True)
     splits = make_splits(ids, spec, n_labeled, seed, val_fraction, read_split_table(root))

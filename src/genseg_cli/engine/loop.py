@@ -9,16 +9,17 @@ import logging
 import time
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader, RandomSampler
 
-from genseg_cli.data.dataset import Pair, SegmentationDataset
-from genseg_cli.data.mask_augment import augment_mask
+from genseg_cli.data.dataset import Pair
+from genseg_cli.data.registry import class_names
 from genseg_cli.data.run_data import RunData, load_run_data
+from genseg_cli.data.samples import make_dataset, model_size
+from genseg_cli.data.volumes import Volume
 from genseg_cli.engine.checkpoint import (
     Progress,
     TrainingInterrupted,
@@ -42,7 +43,7 @@ BEST = "checkpoints/best.pt"
 
 def build_method(cfg: DictConfig, runtime: Runtime) -> Method:
     """The configured method around a freshly built segmenter."""
-    segmenter = runtime.prepare(build_segmenter(cfg.backbone))
+    segmenter = runtime.prepare(build_segmenter(cfg.backbone, int(cfg.dataset.dims)))
     scheduler = instantiate(cfg.optim.scheduler) if cfg.optim.get("scheduler") else None
     # objects are passed to the partial, not to instantiate(), which would turn them into configs
     return instantiate(cfg.method, _partial_=True)(
@@ -54,17 +55,22 @@ def build_method(cfg: DictConfig, runtime: Runtime) -> Method:
     )
 
 
-def instantiate_pipeline(node: DictConfig | None, seed: int):
-    """An albumentations pipeline from config, seeded (it keeps its own generator), or None."""
-    if not node or not node.get("pipeline"):
+def instantiate_pipeline(node: DictConfig | None, seed: int, dims: int = 2):
+    """An augmentation pipeline from config, seeded (it keeps its own generator), or None:
+    `node.pipeline` (albumentations) in 2D, `node.volume_pipeline` (MONAI) in 3D."""
+    key = "volume_pipeline" if dims == 3 else "pipeline"
+    if not node or not node.get(key):
         return None
-    pipeline = instantiate(node.pipeline, _convert_="all")  # albumentations wants plain lists
-    pipeline.set_random_seed(seed)
+    pipeline = instantiate(node[key], _convert_="all")  # albumentations wants plain lists
+    if hasattr(pipeline, "set_random_seed"):
+        pipeline.set_random_seed(seed)
+    else:
+        pipeline.set_random_state(seed=seed)
     return pipeline
 
 
 def training_batches(
-    pairs: list[Pair],
+    pairs: list[Pair] | list[Volume],
     cfg: DictConfig,
     steps: int,
     seed: int,
@@ -74,11 +80,12 @@ def training_batches(
     """`steps` batches sampled with replacement from the train pairs, augmented unless
     `augment` is False; with `with_new_masks`, each item also carries a new mask made by the
     mask_augment pipeline."""
-    dataset = SegmentationDataset(
+    dims = int(cfg.dataset.dims)
+    dataset = make_dataset(
         pairs,
-        cfg.data.image_size,
-        instantiate_pipeline(cfg.augment, seed) if augment else None,
-        mask_pipeline=instantiate_pipeline(cfg.get("mask_augment"), seed + 1),
+        cfg,
+        instantiate_pipeline(cfg.augment, seed, dims) if augment else None,
+        mask_pipeline=instantiate_pipeline(cfg.get("mask_augment"), seed + 1, dims),
         with_new_masks=with_new_masks,
     )
     generator = torch.Generator().manual_seed(seed)
@@ -94,17 +101,21 @@ def training_batches(
     )
 
 
-def whole_set(pairs: list[Pair], image_size: int) -> dict[str, torch.Tensor]:
+def whole_set(pairs: list[Pair] | list[Volume], cfg: DictConfig) -> dict[str, torch.Tensor]:
     """All pairs at model resolution as one batch (validation, references for previews)."""
-    items = SegmentationDataset(pairs, image_size)
+    items = make_dataset(pairs, cfg)
     return {k: torch.stack([items[i][k] for i in range(len(items))]) for k in ("image", "mask")}
 
 
+def preview_masks(pairs: list[Pair] | list[Volume], cfg: DictConfig, n: int = 4) -> torch.Tensor:
+    """Fixed new masks, made from the first `n` train masks, for before/after pictures."""
+    pipeline = instantiate_pipeline(cfg.get("mask_augment"), int(cfg.seed) + 2, cfg.dataset.dims)
+    items = make_dataset(pairs[:n], cfg, mask_pipeline=pipeline, with_new_masks=True)
+    return torch.stack([items[i]["new_mask"] for i in range(len(items))])
+
+
 def training_context(cfg: DictConfig, data: RunData, run_dir: Path) -> TrainingContext:
-    seed, size = int(cfg.seed), int(cfg.data.image_size)
-    train_batch = whole_set(data.train, size)
-    pipeline = instantiate_pipeline(cfg.get("mask_augment"), seed + 2)
-    previews = [augment_mask(m[0].numpy(), pipeline) for m in train_batch["mask"][:4]]
+    seed, size = int(cfg.seed), model_size(cfg)
     key = {
         "dataset": cfg.dataset.name,
         "train": data.splits.train,
@@ -114,9 +125,9 @@ def training_context(cfg: DictConfig, data: RunData, run_dir: Path) -> TrainingC
     }
     return TrainingContext(
         run_dir=run_dir,
-        train_batch=train_batch,
-        val_batch=whole_set(data.val, size),
-        preview_masks=torch.from_numpy(np.stack(previews)).float()[:, None],
+        train_batch=whole_set(data.train, cfg),
+        val_batch=whole_set(data.val, cfg),
+        preview_masks=preview_masks(data.train, cfg),
         real_batches=lambda n: training_batches(data.train, cfg, n, seed + 3),
         cache_key=hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16],
     )
@@ -230,15 +241,17 @@ def evaluate_run(cfg: DictConfig, method: Method, data: RunData, run_dir: Path) 
         scores = evaluate_model(
             method.segmenter,
             pairs,
-            cfg.data.image_size,
+            model_size(cfg),
             method.runtime,
             cfg.evaluation.resolution,
             cfg.evaluation.threshold,
             cfg.evaluation.batch_size,
+            class_names(cfg.dataset),
         )
         summary[name] = summarise(scores)
         frames.append(scores.assign(set=name))
-    write_csv(run_dir / "per_image.csv", pd.concat(frames)[["set", "id", "dice", "iou"]])
+    per_image = pd.concat(frames)
+    write_csv(run_dir / "per_image.csv", per_image[["set", *per_image.columns.drop("set")]])
     return summary
 
 
@@ -247,7 +260,9 @@ def run_training(cfg: DictConfig, run_dir: Path) -> dict:
     seed_everything(int(cfg.seed))
     if cfg.trainer.get("num_threads"):
         torch.set_num_threads(int(cfg.trainer.num_threads))
-    runtime = resolve_runtime(cfg.trainer.device, cfg.trainer.precision, cfg.trainer.channels_last)
+    # channels_last is a 2D (NCHW) layout; 3D networks keep the default one
+    channels_last = bool(cfg.trainer.channels_last) and int(cfg.dataset.dims) == 2
+    runtime = resolve_runtime(cfg.trainer.device, cfg.trainer.precision, channels_last)
     data = load_run_data(
         cfg.dataset,
         cfg.paths.data_dir,
@@ -279,7 +294,7 @@ def run_training(cfg: DictConfig, run_dir: Path) -> dict:
             "n_labeled": int(cfg.n_labeled),
             "seed": int(cfg.seed),
             "steps": int(cfg.trainer.steps),
-            "image_size": int(cfg.data.image_size),
+            "image_size": model_size(cfg),
             "device": str(runtime.device),
             "precision": runtime.precision,
             "resolution": cfg.evaluation.resolution,

@@ -11,6 +11,8 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
+from genseg_cli.data.registry import mask_channels
+from genseg_cli.data.samples import model_size
 from genseg_cli.engine.device import Runtime, resolve_runtime
 from genseg_cli.errors import GensegError
 from genseg_cli.nets.segmenters import build_segmenter
@@ -57,8 +59,11 @@ def load_run(run_dir: str | Path, device: str = "auto") -> TrainedRun:
         if not (run_dir / name).is_file():
             raise GensegError(f"run {run_dir} lacks {name}; was it written by genseg train?")
     cfg = OmegaConf.load(run_dir / "config.yaml")
-    runtime = resolve_runtime(device, cfg.trainer.precision, cfg.trainer.channels_last)
-    segmenter = build_segmenter(OmegaConf.merge(cfg.backbone, {"weights": None}))
+    dims = int(cfg.dataset.dims)
+    runtime = resolve_runtime(
+        device, cfg.trainer.precision, cfg.trainer.channels_last and dims == 2
+    )
+    segmenter = build_segmenter(OmegaConf.merge(cfg.backbone, {"weights": None}), dims)
     state = torch.load(run_dir / "checkpoints" / "best.pt", map_location="cpu")
     segmenter.load_state_dict(state["model"])
     segmenter = runtime.prepare(segmenter).eval()
@@ -77,9 +82,9 @@ def load_generator(run: TrainedRun) -> nn.Module:
     state = torch.load(path, map_location="cpu")
     generator = instantiate(
         state["config"]["model"],
-        in_channels=1,
+        in_channels=mask_channels(run.cfg.dataset),
         out_channels=int(run.cfg.dataset.channels),
-        image_size=int(run.cfg.data.image_size),
+        image_size=model_size(run.cfg),
     )
     generator.load_state_dict(state["generator"])
     return generator.to(run.runtime.device).eval()

@@ -6,20 +6,35 @@ from rich.console import Console
 from rich.table import Table
 
 
+def class_columns(summary: dict) -> list[str]:
+    """Per-class names of a summary ('dice_anterior_mean' -> 'anterior'), in their order."""
+    keys = [k for k in summary if k.startswith("dice_") and k.endswith("_mean")]
+    return [k[len("dice_") : -len("_mean")] for k in keys if k != "dice_mean"]
+
+
+def mean_std(summary: dict, key: str) -> str:
+    return f"{summary[f'{key}_mean']:.4f} ± {summary[f'{key}_std']:.4f}"
+
+
 def results_table(metrics: dict, title: str) -> Table:
-    """One row per evaluated set (test first, then each OOD set): n, Dice and IoU mean +- std."""
-    table = Table(title=title)
-    for column in ("set", "images", "Dice", "IoU"):
-        table.add_column(column, justify="left" if column == "set" else "right")
+    """One row per evaluated set (test first, then each OOD set): n, Dice and IoU mean +- std;
+    multi-class results add Dice per class and HD95 (mm, mean over classes)."""
     sets = {"test (in-domain)": metrics["test"]} if metrics.get("test") else {}
     sets.update({f"{k} (OOD)": v for k, v in metrics["ood"].items()})
+    first = next(iter(sets.values()), {})
+    classes = class_columns(first)
+    with_hd95 = "hd95_mean" in first
+    table = Table(title=title)
+    columns = ["set", "images", "Dice", "IoU", *(f"Dice {c}" for c in classes)]
+    columns += ["HD95 (mm)"] if with_hd95 else []
+    for column in columns:
+        table.add_column(column, justify="left" if column == "set" else "right")
     for name, s in sets.items():
-        table.add_row(
-            name,
-            str(s["n"]),
-            f"{s['dice_mean']:.4f} ± {s['dice_std']:.4f}",
-            f"{s['iou_mean']:.4f} ± {s['iou_std']:.4f}",
-        )
+        cells = [name, str(s["n"]), mean_std(s, "dice"), mean_std(s, "iou")]
+        cells += [mean_std(s, f"dice_{c}") for c in classes]
+        if with_hd95:
+            cells.append(f"{s['hd95_mean']:.2f} ± {s['hd95_std']:.2f}")
+        table.add_row(*cells)
     return table
 
 

@@ -7,6 +7,7 @@ import hashlib
 import json
 import logging
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
@@ -26,7 +27,9 @@ class SyntheticDataMethod(Method):
     """A segmentation method that also owns a mask-to-image generator G and a discriminator D.
 
     `generator` is the composed `conf/generator/<name>.yaml`; `pretrain` holds `steps`, `lr` and
-    `cache_dir`; `synthetic_weight` is lambda in L(real) + lambda * L(synthetic).
+    `cache_dir`; `synthetic_weight` is lambda in L(real) + lambda * L(synthetic). `image_size`
+    is an int (square 2D images) or a volume shape (3D); `mask_channels` is 1 for binary masks,
+    background + classes for one-hot label maps.
     """
 
     needs_new_masks = True
@@ -36,8 +39,9 @@ class SyntheticDataMethod(Method):
         *,
         generator: DictConfig,
         image_channels: int,
-        image_size: int,
+        image_size: int | Sequence[int],
         pretrain: DictConfig,
+        mask_channels: int = 1,
         synthetic_weight: float = 1.0,
         **kwargs,
     ) -> None:
@@ -46,11 +50,16 @@ class SyntheticDataMethod(Method):
         self.synthetic_weight = float(synthetic_weight)
         self.pretrain_cfg = pretrain
         device = self.runtime.device
+        size = int(image_size) if isinstance(image_size, int) else tuple(int(s) for s in image_size)
+        dims = 2 if isinstance(size, int) else len(size)
         self.generator = instantiate(
-            generator.model, in_channels=1, out_channels=image_channels, image_size=image_size
+            generator.model,
+            in_channels=mask_channels,
+            out_channels=image_channels,
+            image_size=size,
         ).to(device)
         self.discriminator = instantiate(
-            generator.discriminator, in_channels=1 + image_channels
+            generator.discriminator, in_channels=mask_channels + image_channels, dims=dims
         ).to(device)
         self.gan_loss = GANLoss(generator.gan_loss)
         self.lambda_l1 = float(generator.lambda_l1)

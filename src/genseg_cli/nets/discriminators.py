@@ -2,6 +2,7 @@
 
 The discriminator sees the mask and the image side by side (channel concatenation), so it
 judges whether the image is realistic *for that mask*, and returns one logit per patch.
+``dims=3`` builds the same network with 3D layers for volumes (N,C,D,H,W).
 
 >>> disc = PatchDiscriminator(in_channels=1 + 3, base_width=16)
 >>> logits = disc(torch.rand(2, 1, 64, 64), torch.rand(2, 3, 64, 64) * 2 - 1)
@@ -21,13 +22,19 @@ __all__ = ["GANLoss", "PatchDiscriminator"]
 
 NORMS = ("batch", "instance", "none")
 GAN_MODES = ("vanilla", "lsgan")
+DIMS = (2, 3)
+
+# Layer classes per number of spatial dimensions.
+_CONV = {2: nn.Conv2d, 3: nn.Conv3d}
+_BATCH_NORM = {2: nn.BatchNorm2d, 3: nn.BatchNorm3d}
+_INSTANCE_NORM = {2: nn.InstanceNorm2d, 3: nn.InstanceNorm3d}
 
 
-def _norm_layer(norm: str, channels: int) -> nn.Module:
+def _norm_layer(norm: str, channels: int, dims: int = 2) -> nn.Module:
     if norm == "batch":
-        return nn.BatchNorm2d(channels)
+        return _BATCH_NORM[dims](channels)
     if norm == "instance":
-        return nn.InstanceNorm2d(channels, affine=False, track_running_stats=False)
+        return _INSTANCE_NORM[dims](channels, affine=False, track_running_stats=False)
     return nn.Identity()
 
 
@@ -36,56 +43,78 @@ class PatchDiscriminator(nn.Module):
 
     ``in_channels`` is the channel count of the concatenation: mask channels + image
     channels (1 + 3 for an RGB image and a binary mask). ``n_layers`` stride-2 convolutions
-    are followed by two stride-1 ones; with the default 3 each logit sees a 70x70 patch.
+    are followed by two stride-1 ones; with the default 3 each logit sees a 70x70 patch
+    (70x70x70 with ``dims=3``, where the logits are (N,1,d,h,w)). Each of the two stride-1
+    4-kernels shrinks a side by 1, so a side must be at least ``2**n_layers * 3``.
 
     >>> PatchDiscriminator(in_channels=2, base_width=8)(torch.rand(1, 1, 32, 32),
     ...                                                 torch.rand(1, 1, 32, 32)).shape
     torch.Size([1, 1, 2, 2])
+    >>> PatchDiscriminator(in_channels=4, base_width=4, n_layers=2, dims=3)(
+    ...     torch.rand(1, 3, 16, 24, 16), torch.rand(1, 1, 16, 24, 16)).shape
+    torch.Size([1, 1, 2, 4, 2])
     """
 
     def __init__(
-        self, *, in_channels: int, base_width: int = 64, n_layers: int = 3, norm: str = "batch"
+        self,
+        *,
+        in_channels: int,
+        base_width: int = 64,
+        n_layers: int = 3,
+        norm: str = "batch",
+        dims: int = 2,
     ) -> None:
         super().__init__()
         if norm not in NORMS:
             raise ValueError(f"unknown norm {norm!r}; choose one of {list(NORMS)}")
         if n_layers < 1:
             raise ValueError(f"n_layers must be >= 1, got {n_layers}")
+        if dims not in DIMS:
+            raise ValueError(f"dims must be 2 (images) or 3 (volumes), got {dims!r}")
         self.in_channels = in_channels
+        self.dims = dims
+        conv = _CONV[dims]
         # A conv bias is redundant right before a BatchNorm.
         biased = norm != "batch"
         width = base_width
         layers: list[nn.Module] = [
-            nn.Conv2d(in_channels, width, 4, stride=2, padding=1),
+            conv(in_channels, width, 4, stride=2, padding=1),
             nn.LeakyReLU(0.2),
         ]
         for i in range(1, n_layers + 1):
             stride = 2 if i < n_layers else 1  # the last widening conv keeps the size
             nxt = base_width * min(2**i, 8)
             layers += [
-                nn.Conv2d(width, nxt, 4, stride=stride, padding=1, bias=biased),
-                _norm_layer(norm, nxt),
+                conv(width, nxt, 4, stride=stride, padding=1, bias=biased),
+                _norm_layer(norm, nxt, dims),
                 nn.LeakyReLU(0.2),
             ]
             width = nxt
-        layers.append(nn.Conv2d(width, 1, 4, stride=1, padding=1))
+        layers.append(conv(width, 1, 4, stride=1, padding=1))
         self.net = nn.Sequential(*layers)
         self._init_weights()
 
     def _init_weights(self) -> None:
         # pix2pix initialisation: N(0, 0.02) kernels, N(1, 0.02) norm scales, zero biases.
         for module in self.modules():
-            if isinstance(module, nn.Conv2d):
+            if isinstance(module, nn.Conv2d | nn.Conv3d):
                 nn.init.normal_(module.weight, 0.0, 0.02)
                 if module.bias is not None:
                     nn.init.zeros_(module.bias)
-            elif isinstance(module, nn.BatchNorm2d):
+            elif isinstance(module, nn.BatchNorm2d | nn.BatchNorm3d):
                 nn.init.normal_(module.weight, 1.0, 0.02)
                 nn.init.zeros_(module.bias)
 
     def forward(self, mask: Tensor, image: Tensor) -> Tensor:
-        """``disc(mask, image)`` -> (N,1,h,w) logits (no sigmoid: GANLoss works on logits)."""
-        if mask.shape[0] != image.shape[0] or mask.shape[-2:] != image.shape[-2:]:
+        """``disc(mask, image)`` -> (N,1,[d,]h,w) logits (no sigmoid: GANLoss works on logits)."""
+        want = self.dims + 2
+        if mask.ndim != want or image.ndim != want:
+            raise ValueError(
+                f"a {self.dims}D PatchDiscriminator takes {want}-dim mask and image batches "
+                f"(N,C,{'D,' if self.dims == 3 else ''}H,W), got mask {tuple(mask.shape)} and "
+                f"image {tuple(image.shape)}"
+            )
+        if mask.shape[0] != image.shape[0] or mask.shape[2:] != image.shape[2:]:
             raise ValueError(
                 f"mask {tuple(mask.shape)} and image {tuple(image.shape)} must share batch "
                 "size and spatial size"

@@ -5,16 +5,23 @@ GenSeg's upper level optimises the generator *architecture*: every decoder up-sa
 strided convolutions with different kernel sizes. The alphas are ordinary ``nn.Parameter``s
 owned by the module, so a hypergradient can reach them through ``torch.func.functional_call``.
 
+The same network works on images (N,C,H,W) and on volumes (N,C,D,H,W): an ``image_size`` of
+three ints builds the 3D variant.
+
 >>> gen = MaskToImageGenerator(out_channels=3, image_size=64, base_width=16)
 >>> gen(torch.rand(2, 1, 64, 64)).shape
 torch.Size([2, 3, 64, 64])
 >>> [name for name, _ in gen.named_arch_parameters()][:1]
 ['decoder.up0.op.alpha']
+>>> vol = MaskToImageGenerator(in_channels=3, image_size=(16, 24, 16), base_width=4)
+>>> vol(torch.rand(1, 3, 16, 24, 16)).shape
+torch.Size([1, 1, 16, 24, 16])
 """
 
 from __future__ import annotations
 
 import math
+import operator
 from collections.abc import Iterator, Sequence
 
 import torch
@@ -24,6 +31,62 @@ from torch import Tensor, nn
 __all__ = ["MaskToImageGenerator", "MixedConv"]
 
 NORMS = ("batch", "instance")
+DIMS = (2, 3)
+
+_CONV_FN = {2: F.conv2d, 3: F.conv3d}
+_CONV_T_FN = {2: F.conv_transpose2d, 3: F.conv_transpose3d}
+
+
+def _strided_conv(
+    x: Tensor, weight: Tensor, bias: Tensor | None, *, transposed: bool, padding: int, dims: int
+) -> Tensor:
+    """Stride-2 (transposed) convolution with ``dims`` (2 or 3) spatial dims.
+
+    On CPU, 3D convolutions pad explicitly (or crop, transposed) instead of passing
+    ``padding``: with implicit padding, oneDNN's weight gradient of 8-kernels on small volumes
+    is garbage (inf / NaN; seen with PyTorch 2.14 on x86), and a U-Net's inner layers always
+    see small volumes. Same result; the weight gradient then matches oneDNN-off.
+    """
+    conv = (_CONV_T_FN if transposed else _CONV_FN)[dims]
+    if dims == 2 or padding == 0 or x.device.type != "cpu":
+        return conv(x, weight, bias, stride=2, padding=padding)
+    if not transposed:
+        return conv(F.pad(x, (padding,) * 2 * dims), weight, bias, stride=2)
+    p = padding
+    return conv(x, weight, bias, stride=2)[..., p:-p, p:-p, p:-p]
+
+
+class _Conv3d(nn.Conv3d):
+    """``nn.Conv3d`` (same parameters and state_dict keys) computed by ``_strided_conv``."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return _strided_conv(
+            x, self.weight, self.bias, transposed=False, padding=self.padding[0], dims=3
+        )
+
+
+class _ConvTranspose3d(nn.ConvTranspose3d):
+    """``nn.ConvTranspose3d`` (same parameters and keys) computed by ``_strided_conv``."""
+
+    def forward(self, x: Tensor, output_size: list[int] | None = None) -> Tensor:
+        if output_size is not None:  # never from this module; keep PyTorch's meaning
+            return super().forward(x, output_size)
+        return _strided_conv(
+            x, self.weight, self.bias, transposed=True, padding=self.padding[0], dims=3
+        )
+
+
+# Layer classes per number of spatial dimensions.
+_CONV = {2: nn.Conv2d, 3: _Conv3d}
+_CONV_T = {2: nn.ConvTranspose2d, 3: _ConvTranspose3d}
+_BATCH_NORM = {2: nn.BatchNorm2d, 3: nn.BatchNorm3d}
+_INSTANCE_NORM = {2: nn.InstanceNorm2d, 3: nn.InstanceNorm3d}
+
+
+def _check_dims(dims: int) -> int:
+    if dims not in DIMS:
+        raise ValueError(f"dims must be 2 (images) or 3 (volumes), got {dims!r}")
+    return dims
 
 
 def _check_kernels(kernels: Sequence[int], what: str) -> tuple[int, ...]:
@@ -42,16 +105,18 @@ def _check_kernels(kernels: Sequence[int], what: str) -> tuple[int, ...]:
     return out
 
 
-def _norm_layer(norm: str, channels: int) -> nn.Module:
+def _norm_layer(norm: str, channels: int, dims: int = 2) -> nn.Module:
     if norm == "batch":
-        return nn.BatchNorm2d(channels)
+        return _BATCH_NORM[dims](channels)
     if norm == "instance":
-        return nn.InstanceNorm2d(channels, affine=False, track_running_stats=False)
+        return _INSTANCE_NORM[dims](channels, affine=False, track_running_stats=False)
     raise ValueError(f"unknown norm {norm!r}; choose one of {list(NORMS)}")
 
 
-def _plain_conv(in_ch: int, out_ch: int, k: int, *, transposed: bool, bias: bool) -> nn.Module:
-    cls = nn.ConvTranspose2d if transposed else nn.Conv2d
+def _plain_conv(
+    in_ch: int, out_ch: int, k: int, *, transposed: bool, bias: bool, dims: int = 2
+) -> nn.Module:
+    cls = (_CONV_T if transposed else _CONV)[dims]
     return cls(in_ch, out_ch, kernel_size=k, stride=2, padding=(k - 2) // 2, bias=bias)
 
 
@@ -61,11 +126,15 @@ class MixedConv(nn.Module):
     A (transposed) convolution is linear in its kernel, and with padding (k-2)//2 a k-kernel
     equals the largest kernel zero-padded symmetrically. The weighted sum of the candidate
     outputs is therefore computed exactly as ONE convolution with the weighted sum of the
-    padded kernels: same result and gradients, a third of the convolution cost.
+    padded kernels: same result and gradients, a third of the convolution cost. ``dims=3``
+    does the same with 3D kernels on volumes (N,C,D,H,W).
 
     >>> op = MixedConv(8, 4, (4, 6, 8), transposed=True, bias=False)
     >>> op(torch.randn(1, 8, 5, 5)).shape
     torch.Size([1, 4, 10, 10])
+    >>> MixedConv(8, 4, (2, 4), transposed=False, bias=True, dims=3)(
+    ...     torch.randn(1, 8, 4, 6, 8)).shape
+    torch.Size([1, 4, 2, 3, 4])
     """
 
     def __init__(
@@ -76,14 +145,18 @@ class MixedConv(nn.Module):
         *,
         transposed: bool,
         bias: bool,
+        dims: int = 2,
     ) -> None:
         super().__init__()
         self.kernels = _check_kernels(kernels, "kernels")
         self.transposed = transposed
+        self.dims = _check_dims(dims)
         self.k_max = max(self.kernels)
         for k in self.kernels:
-            # Same layout as nn.ConvTranspose2d / nn.Conv2d so that the init matches theirs.
-            ref = _plain_conv(in_channels, out_channels, k, transposed=transposed, bias=bias)
+            # Same layout as nn.ConvTranspose{2,3}d / nn.Conv{2,3}d so the init matches theirs.
+            ref = _plain_conv(
+                in_channels, out_channels, k, transposed=transposed, bias=bias, dims=dims
+            )
             self.register_parameter(f"weight_k{k}", ref.weight)
             self.register_parameter(f"bias_k{k}", ref.bias)
         # Zeros: the search starts from the uniform mixture.
@@ -107,15 +180,16 @@ class MixedConv(nn.Module):
             k = self.kernels[i]
             p = (self.k_max - k) // 2
             w = mix[i] * getattr(self, f"weight_k{k}")
-            w = F.pad(w, (p, p, p, p)) if p else w
+            # F.pad takes (before, after) per spatial dim: pad every one of them.
+            w = F.pad(w, (p, p) * self.dims) if p else w
             kernel = w if kernel is None else kernel + w
             b = getattr(self, f"bias_k{k}")
             if b is not None:
                 bias = mix[i] * b if bias is None else bias + mix[i] * b
         pad = (self.k_max - 2) // 2
-        if self.transposed:
-            return F.conv_transpose2d(x, kernel, bias, stride=2, padding=pad)
-        return F.conv2d(x, kernel, bias, stride=2, padding=pad)
+        return _strided_conv(
+            x, kernel, bias, transposed=self.transposed, padding=pad, dims=self.dims
+        )
 
     def derive(self) -> tuple[str, list[float]]:
         """The argmax candidate as ``"convT k6"`` and the mixture weights as floats."""
@@ -125,11 +199,73 @@ class MixedConv(nn.Module):
 
 
 def _make_op(
-    in_ch: int, out_ch: int, kernels: tuple[int, ...], *, transposed: bool, bias: bool
+    in_ch: int,
+    out_ch: int,
+    kernels: tuple[int, ...],
+    *,
+    transposed: bool,
+    bias: bool,
+    dims: int = 2,
 ) -> nn.Module:
     if len(kernels) == 1:  # nothing to search: a plain layer, no alpha
-        return _plain_conv(in_ch, out_ch, kernels[0], transposed=transposed, bias=bias)
-    return MixedConv(in_ch, out_ch, kernels, transposed=transposed, bias=bias)
+        return _plain_conv(in_ch, out_ch, kernels[0], transposed=transposed, bias=bias, dims=dims)
+    return MixedConv(in_ch, out_ch, kernels, transposed=transposed, bias=bias, dims=dims)
+
+
+def _square_depth(image_size: int, bottleneck_size: int) -> int:
+    """Stride-2 layers from a square ``image_size`` down to exactly ``bottleneck_size``."""
+    ratio = image_size / bottleneck_size if bottleneck_size > 0 else 0.0
+    depth = round(math.log2(ratio)) if ratio >= 1 else 0
+    if depth < 1 or bottleneck_size * 2**depth != image_size:
+        raise ValueError(
+            f"image_size ({image_size}) must be bottleneck_size ({bottleneck_size}) times a "
+            f"power of two >= 2, e.g. image_size {bottleneck_size * 64} for bottleneck "
+            f"{bottleneck_size}"
+        )
+    return depth
+
+
+def _suggest_shape(shape: tuple[int, ...], bottleneck_size: int) -> tuple[int, ...]:
+    """A valid shape near ``shape``: smallest dim = bottleneck * 2**depth, others multiples."""
+    b = bottleneck_size
+    depth = max(1, round(math.log2(max(min(shape) / b, 1.0))))
+    unit, smallest = 2**depth, b * 2**depth
+    # The smallest dim(s) pin the depth; the others round to a multiple of 2**depth above it.
+    return tuple(
+        smallest if s == min(shape) else max(smallest, unit * round(s / unit)) for s in shape
+    )
+
+
+def _shape_depth(shape: tuple[int, ...], bottleneck_size: int) -> int:
+    """Stride-2 layers for a (possibly non-square) shape: its smallest dim reaches exactly
+    ``bottleneck_size`` and every dim halves exactly that many times.
+
+    The square rule of ``_square_depth`` applied to the smallest dim, so that ``(s, s)`` and
+    ``s`` accept the same sizes.
+    """
+    if bottleneck_size < 1:
+        raise ValueError(f"bottleneck_size must be >= 1, got {bottleneck_size}")
+    smallest = min(shape)
+    ratio = smallest / bottleneck_size
+    depth = round(math.log2(ratio)) if ratio >= 1 else 0
+    exact = depth >= 1 and bottleneck_size * 2**depth == smallest
+    if exact and all(s % 2**depth == 0 for s in shape):
+        return depth
+    raise ValueError(
+        f"image_size {shape} does not fit bottleneck_size ({bottleneck_size}): its smallest dim "
+        f"({smallest}) must be bottleneck_size times a power of two >= 2 (2**depth), and every "
+        f"dim a multiple of 2**depth; e.g. image_size {_suggest_shape(shape, bottleneck_size)}"
+    )
+
+
+def _spatial_shape(image_size: Sequence[int]) -> tuple[int, ...]:
+    """A spatial-shape ``image_size`` as a tuple of 2 (image) or 3 (volume) ints."""
+    shape = tuple(operator.index(s) for s in image_size)
+    if len(shape) not in DIMS:
+        raise ValueError(
+            f"image_size must be an int or 2 / 3 ints (an image or a volume), got {shape}"
+        )
+    return shape
 
 
 class _Block(nn.Module):
@@ -146,18 +282,26 @@ class _Block(nn.Module):
 
 
 class MaskToImageGenerator(nn.Module):
-    """pix2pix-style U-Net: mask (N,1,H,W) in [0,1] -> image (N,C,H,W) in [-1,1].
+    """pix2pix-style U-Net: mask (N,in_channels,*S) in [0,1] -> image (N,C,*S) in [-1,1].
 
-    ``depth = log2(image_size / bottleneck_size)`` stride-2 layers down, as many up, with
-    skip connections by concatenation. Decoder layers mix ``up_kernels`` transposed convs;
-    encoder layers mix ``down_kernels`` convs when ``search_down`` (else they use the first of
-    them). A layer with a single candidate is a plain convolution and owns no alpha.
+    ``image_size`` is an int (a square image, S = (H, W)) or the spatial shape S itself: 2 ints
+    for an image, 3 ints (D, H, W) for a volume, which builds 3D layers. ``in_channels`` may
+    exceed 1 for a one-hot multi-class label map.
+
+    ``depth = log2(min(S) / bottleneck_size)`` stride-2 layers down, as many up, with
+    skip connections by concatenation; every dim of S must be a multiple of ``2**depth``.
+    Decoder layers mix ``up_kernels`` transposed convs; encoder layers mix ``down_kernels``
+    convs when ``search_down`` (else they use the first of them). A layer with a single
+    candidate is a plain convolution and owns no alpha.
 
     >>> gen = MaskToImageGenerator(image_size=32, base_width=8, up_kernels=(4, 6, 8))
     >>> gen.searchable, len(gen.arch_parameters())
     (True, 4)
     >>> gen.derive()[0]["op"]
     'convT k4'
+    >>> vol = MaskToImageGenerator(in_channels=3, image_size=(16, 24, 16), base_width=4)
+    >>> vol.dims, vol.spatial_shape, vol.depth
+    (3, (16, 24, 16), 3)
     """
 
     def __init__(
@@ -165,7 +309,7 @@ class MaskToImageGenerator(nn.Module):
         *,
         in_channels: int = 1,
         out_channels: int = 1,
-        image_size: int = 128,
+        image_size: int | Sequence[int] = 128,
         base_width: int = 64,
         max_width: int = 512,
         bottleneck_size: int = 2,
@@ -180,20 +324,22 @@ class MaskToImageGenerator(nn.Module):
             raise ValueError(f"unknown norm {norm!r}; choose one of {list(NORMS)}")
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {dropout}")
-        ratio = image_size / bottleneck_size if bottleneck_size > 0 else 0.0
-        depth = round(math.log2(ratio)) if ratio >= 1 else 0
-        if depth < 1 or bottleneck_size * 2**depth != image_size:
-            raise ValueError(
-                f"image_size ({image_size}) must be bottleneck_size ({bottleneck_size}) times a "
-                f"power of two >= 2, e.g. image_size {bottleneck_size * 64} for bottleneck "
-                f"{bottleneck_size}"
-            )
+        if isinstance(image_size, Sequence):
+            shape = _spatial_shape(image_size)
+            depth = _shape_depth(shape, bottleneck_size)
+            image_size = shape
+        else:  # an int: today's square image, with today's checks and message
+            depth = _square_depth(image_size, bottleneck_size)
+            shape = (image_size, image_size)
+        dims = len(shape)
         up = _check_kernels(up_kernels, "up_kernels")
         down = _check_kernels(down_kernels, "down_kernels")
         # Without search the encoder is plain: its first candidate (k4 by default, as pix2pix).
         down = down if search_down else down[:1]
         self.depth = depth
-        self.image_size = image_size
+        self.image_size = image_size  # as given: an int or a tuple
+        self.spatial_shape: tuple[int, ...] = shape
+        self.dims = dims
         self.in_channels, self.out_channels = in_channels, out_channels
         widths = [min(base_width * 2**i, max_width) for i in range(depth)]
         # Conv biases are redundant right before a BatchNorm (it subtracts the mean).
@@ -205,9 +351,11 @@ class MaskToImageGenerator(nn.Module):
             c_in = in_channels if first else widths[i - 1]
             # The innermost map may be 1x1 or 2x2: normalising it would erase it.
             has_norm = not (first or inner)
-            op = _make_op(c_in, widths[i], down, transposed=False, bias=not has_norm or biased)
+            op = _make_op(
+                c_in, widths[i], down, transposed=False, bias=not has_norm or biased, dims=dims
+            )
             act = nn.Identity() if first else nn.LeakyReLU(0.2)
-            post = [_norm_layer(norm, widths[i])] if has_norm else []
+            post = [_norm_layer(norm, widths[i], dims)] if has_norm else []
             encoder[f"down{i}"] = _Block(act, op, post)
         self.encoder = nn.ModuleDict(encoder)
 
@@ -216,11 +364,11 @@ class MaskToImageGenerator(nn.Module):
             inner, last = i == depth - 1, i == 0
             c_in = widths[i] if inner else 2 * widths[i]
             c_out = out_channels if last else widths[i - 1]
-            op = _make_op(c_in, c_out, up, transposed=True, bias=last or biased)
+            op = _make_op(c_in, c_out, up, transposed=True, bias=last or biased, dims=dims)
             if last:
                 post: list[nn.Module] = [nn.Tanh()]
             else:
-                post = [_norm_layer(norm, c_out)]
+                post = [_norm_layer(norm, c_out, dims)]
                 # Dropout is pix2pix's noise source, on the three innermost decoder layers.
                 if dropout > 0 and i >= depth - 3:
                     post.append(nn.Dropout(dropout))
@@ -232,10 +380,13 @@ class MaskToImageGenerator(nn.Module):
         # pix2pix initialisation: N(0, 0.02) kernels, N(1, 0.02) norm scales, zero biases.
         arch = {id(p) for p in self.arch_parameters()}
         for module in self.modules():
-            if isinstance(module, nn.BatchNorm2d):
+            if isinstance(module, nn.BatchNorm2d | nn.BatchNorm3d):
                 nn.init.normal_(module.weight, 1.0, 0.02)
                 nn.init.zeros_(module.bias)
-            elif isinstance(module, nn.Conv2d | nn.ConvTranspose2d | MixedConv):
+            elif isinstance(
+                module,
+                nn.Conv2d | nn.Conv3d | nn.ConvTranspose2d | nn.ConvTranspose3d | MixedConv,
+            ):
                 for name, p in module.named_parameters(recurse=False):
                     if id(p) in arch:
                         continue

@@ -1,7 +1,9 @@
 """Segmentation backbones: any segmentation-models-pytorch architecture named by a config.
 
-`conf/backbone/<name>.yaml` holds `model` (a `_target_` into smp with its keyword arguments) and
-`weights` (an optional local file for the whole network). Nothing is downloaded at run time.
+`conf/backbone/<name>.yaml` holds `model` (a `_target_` into smp with its keyword arguments),
+optionally `volume_model` (the backbone's 3D version, e.g. MONAI's UNet, used when the dataset
+is 3D) and `weights` (an optional local file for the whole network). Nothing is downloaded at
+run time.
 """
 
 from __future__ import annotations
@@ -16,13 +18,24 @@ from torch import nn
 from genseg_cli.errors import GensegError
 
 
-def build_segmenter(backbone: DictConfig) -> nn.Module:
-    """Build the network of a backbone config and load its local weights if given.
+def build_segmenter(backbone: DictConfig, dims: int = 2) -> nn.Module:
+    """Build the 2D (or, with dims=3, the 3D) network of a backbone config and load its local
+    weights if given.
 
     >>> net = build_segmenter(compose("train", ["backbone=unet"]).backbone)
     >>> net(torch.zeros(1, 1, 64, 64)).shape
     torch.Size([1, 1, 64, 64])
     """
+    if dims == 3:
+        if not backbone.get("volume_model"):
+            raise GensegError(
+                f"backbone '{backbone.name}' has no 3D version (no volume_model in its config); "
+                "3D datasets train with backbone=unet"
+            )
+        model = instantiate(backbone.volume_model)
+        if backbone.get("weights"):
+            load_weights(model, Path(backbone.weights))
+        return model
     if backbone.model.get("encoder_weights"):
         raise GensegError(
             f"backbone.model.encoder_weights={backbone.model.encoder_weights} would download "

@@ -67,6 +67,7 @@ def read_run(run_dir: Path) -> dict[str, Any]:
         row: dict[str, Any] = {col: run[col] for col in ID_COLUMNS}
         row["n_labeled"], row["seed"] = int(row["n_labeled"]), int(row["seed"])
         row["test_dice"], row["test_iou"] = float(test["dice_mean"]), float(test["iou_mean"])
+        row.update(per_class_columns(test))
         for name, scores in sorted((metrics.get("ood") or {}).items()):
             row[f"{name}_dice"] = float(scores["dice_mean"])
             row[f"{name}_iou"] = float(scores["iou_mean"])
@@ -77,6 +78,18 @@ def read_run(run_dir: Path) -> dict[str, Any]:
         raise _Skip(f"metrics.json incomplete: {type(err).__name__} {err}") from None
     row["run_dir"] = str(run_dir)
     return row
+
+
+def per_class_columns(test: dict) -> dict[str, float]:
+    """Multi-class test scores as runs-table columns: test_<class>_dice / _iou, test_hd95."""
+    columns = {}
+    for key, value in test.items():
+        metric, _, rest = key.partition("_")
+        if metric in ("dice", "iou") and rest.endswith("_mean") and rest != "mean":
+            columns[f"test_{rest[: -len('_mean')]}_{metric}"] = float(value)
+    if "hd95_mean" in test:
+        columns["test_hd95"] = float(test["hd95_mean"])
+    return columns
 
 
 def collect_runs(sweep_dir: Path | str) -> tuple[pd.DataFrame, list[SkippedRun]]:
@@ -96,9 +109,11 @@ def collect_runs(sweep_dir: Path | str) -> tuple[pd.DataFrame, list[SkippedRun]]
     runs = pd.DataFrame(rows)
     if runs.empty:
         return pd.DataFrame(columns=[*ID_COLUMNS, "test_dice", "test_iou", "run_dir"]), skipped
-    ood = sorted(c for c in runs.columns if c not in ID_COLUMNS + ["test_dice", "test_iou"])
+    first = [*ID_COLUMNS, "test_dice", "test_iou"]
+    first += sorted(c for c in runs.columns if c.startswith("test_") and c not in first)
+    ood = sorted(c for c in runs.columns if c not in first)
     ood = [c for c in ood if c not in ("train_time_s", "run_dir")]
-    runs = runs[[*ID_COLUMNS, "test_dice", "test_iou", *ood, "train_time_s", "run_dir"]]
+    runs = runs[[*first, *ood, "train_time_s", "run_dir"]]
     dupes = runs.duplicated(ID_COLUMNS, keep=False)
     if dupes.any():
         log.warning("%d runs share dataset/budget/method/backbone/seed", int(dupes.sum()))

@@ -14,10 +14,13 @@ from pathlib import Path
 import pandas as pd
 
 from genseg_cli.data.dataset import Pair, load_pairs
-from genseg_cli.data.registry import GENERIC, dataset_root, dataset_spec
+from genseg_cli.data.registry import GENERIC, class_names, dataset_root, dataset_spec
 from genseg_cli.data.run_data import verified_ids
+from genseg_cli.data.samples import load_samples, model_size
+from genseg_cli.data.volumes import Volume
 from genseg_cli.engine.files import write_csv, write_json
 from genseg_cli.engine.restore import TrainedRun, load_run
+from genseg_cli.errors import GensegError
 from genseg_cli.evaluation.evaluate import evaluate_model, summarise
 from genseg_cli.evaluation.tables import print_results
 from genseg_cli.stages.arguments import REQUIRED, parse_key_values
@@ -26,7 +29,7 @@ log = logging.getLogger(__name__)
 ARGS = {"run_dir": REQUIRED, "datasets": None, "out": None, "resolution": None, "device": "auto"}
 
 
-def resolve_set(run: TrainedRun, entry: str) -> tuple[str, list[Pair]]:
+def resolve_set(run: TrainedRun, entry: str) -> tuple[str, list[Pair] | list[Volume]]:
     """(name, pairs) of one `datasets` entry for this run's input channels."""
     channels = int(run.cfg.dataset.channels)
     data_dir = run.cfg.paths.data_dir
@@ -38,8 +41,12 @@ def resolve_set(run: TrainedRun, entry: str) -> tuple[str, list[Pair]]:
     root = dataset_root(spec, data_dir)
     ids = verified_ids(spec, root)
     if entry == run.cfg.dataset.name:
-        return "test", load_pairs(root, run.splits["test"], channels)
-    return entry, load_pairs(root, ids, channels)
+        return "test", load_samples(spec, root, run.splits["test"], channels)
+    if int(spec.dims) != int(run.cfg.dataset.dims):
+        raise GensegError(
+            f"dataset '{entry}' is {spec.dims}D but run {run.run_dir} is {run.cfg.dataset.dims}D"
+        )
+    return entry, load_samples(spec, root, ids, channels)
 
 
 def evaluate_run_dir(args: list[str]) -> dict:
@@ -53,11 +60,12 @@ def evaluate_run_dir(args: list[str]) -> dict:
         scores = evaluate_model(
             run.segmenter,
             pairs,
-            int(run.cfg.data.image_size),
+            model_size(run.cfg),
             run.runtime,
             resolution,
             float(run.cfg.evaluation.threshold),
             int(run.cfg.evaluation.batch_size),
+            class_names(run.cfg.dataset),
         )
         sets[name] = summarise(scores)
         frames.append(scores.assign(set=name))
@@ -77,7 +85,8 @@ def evaluate_run_dir(args: list[str]) -> dict:
         "ood": sets,
     }
     write_json(out / "metrics.json", metrics)
-    write_csv(out / "per_image.csv", pd.concat(frames)[["set", "id", "dice", "iou"]])
+    per_image = pd.concat(frames)
+    write_csv(out / "per_image.csv", per_image[["set", *per_image.columns.drop("set")]])
     return metrics
 
 
