@@ -504,3 +504,55 @@ def test_jsrt_options_only_for_jsrt(tmp_path: Path) -> None:
     src = _kvasir_src(tmp_path / "src")
     with pytest.raises(GensegError, match="labels"):
         prepare_dataset("kvasir", src, tmp_path / "out", labels=[1])
+
+
+def _msd_task(root: Path, ids: list[str]) -> Path:
+    task = root / "Task04_Hippocampus"
+    for key in ids:
+        _nifti(task / "imagesTr" / f"{key}.nii.gz")
+        _nifti(task / "labelsTr" / f"{key}.nii.gz")
+    return task
+
+
+@pytest.mark.parametrize("kind", ["tar", "zip"])
+def test_prepare_reads_the_official_archive(tmp_path: Path, kind: str) -> None:
+    import tarfile
+    import zipfile
+
+    ids = ["hippocampus_001", "hippocampus_003", "hippocampus_004"]
+    task = _msd_task(tmp_path / "download", ids)
+    archive = tmp_path / f"Task04_Hippocampus.{kind}"
+    if kind == "tar":
+        with tarfile.open(archive, "w") as tar:
+            tar.add(task, arcname=task.name)
+    else:
+        with zipfile.ZipFile(archive, "w") as zf:
+            for path in task.rglob("*"):
+                zf.write(path, path.relative_to(task.parent))
+    result = run("hippocampus", archive, tmp_path)
+    assert result.n_pairs == 3
+    assert sorted(p.name for p in (result.dst / "labelsTr").iterdir()) == [
+        f"{k}.nii.gz" for k in ids
+    ]
+    assert not list(tmp_path.glob(".unpack-*"))  # the temporary folder is gone
+
+
+def test_an_archive_escaping_its_folder_is_refused(tmp_path: Path) -> None:
+    import io
+    import tarfile
+
+    archive = tmp_path / "evil.tar"
+    with tarfile.open(archive, "w") as tar:
+        info = tarfile.TarInfo("../escaped.txt")
+        info.size = 2
+        tar.addfile(info, io.BytesIO(b"hi"))
+    with pytest.raises(GensegError, match="cannot unpack"):
+        run("hippocampus", archive, tmp_path / "x")
+    assert not (tmp_path / "escaped.txt").exists() and not (tmp_path / "x" / "out").exists()
+
+
+def test_a_file_that_is_no_archive_is_named(tmp_path: Path) -> None:
+    bogus = tmp_path / "Task04_Hippocampus.tar"
+    bogus.write_bytes(b"not an archive")
+    with pytest.raises(GensegError, match="not a directory or a tar/zip archive"):
+        run("hippocampus", bogus, tmp_path)

@@ -10,13 +10,16 @@ leaves a half dataset at ``dst``.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import inspect
 import logging
 import re
 import shutil
+import tarfile
 import tempfile
-from collections.abc import Callable, Sequence
+import zipfile
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -468,10 +471,40 @@ CONVERTERS: dict[str, Converter] = {
 # --------------------------------------------------------------------------- entry point
 
 
+def is_archive(path: Path) -> bool:
+    """True for a tar (any compression) or zip file, e.g. MSD's Task04_Hippocampus.tar."""
+    return path.is_file() and (tarfile.is_tarfile(path) or zipfile.is_zipfile(path))
+
+
+@contextlib.contextmanager
+def unpacked(src: Path, near: Path) -> Iterator[Path]:
+    """`src` itself if it is a folder, else the archive unpacked into a temporary folder beside
+    `near` (same disk as the output; removed afterwards). Members that would land outside the
+    folder (absolute paths, '..', links) are refused by tarfile's "data" filter."""
+    if src.is_dir():
+        yield src
+        return
+    near.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".unpack-", dir=near) as tmp:
+        log.info("unpacking %s", src)
+        try:
+            if tarfile.is_tarfile(src):
+                with tarfile.open(src) as archive:
+                    archive.extractall(tmp, filter="data")
+            else:
+                with zipfile.ZipFile(src) as archive:
+                    archive.extractall(tmp)
+        except (tarfile.TarError, zipfile.BadZipFile, OSError) as err:
+            raise GensegError(f"cannot unpack {src}: {err}; re-download the archive") from err
+        yield Path(tmp)
+
+
 def _check_request(name: str, src: Path, dst: Path, max_size: Any, overwrite: bool) -> None:
-    if not src.is_dir():
-        what = "is not a directory" if src.exists() else "does not exist"
-        raise GensegError(f"source folder {src} {what}; pass the unpacked download with --src")
+    if not src.is_dir() and not is_archive(src):
+        what = "is not a directory or a tar/zip archive" if src.exists() else "does not exist"
+        raise GensegError(
+            f"source {src} {what}; pass the download (archive or unpacked folder) with --src"
+        )
     if name not in CONVERTERS:
         raise GensegError(f"unknown dataset '{name}'; known: {', '.join(sorted(CONVERTERS))}")
     valid_size = isinstance(max_size, int) and not isinstance(max_size, bool) and max_size > 0
@@ -542,7 +575,8 @@ def prepare_dataset(
         shutil.rmtree(partial_dir)
     partial_dir.mkdir(parents=True)
     try:
-        result = converter(src, partial_dir, max_size, **options)
+        with unpacked(src, dst.parent) as folder:
+            result = converter(folder, partial_dir, max_size, **options)
         _publish(partial_dir, dst, overwrite)
     except BaseException:
         shutil.rmtree(partial_dir, ignore_errors=True)

@@ -130,7 +130,11 @@ def parser() -> argparse.ArgumentParser:
         "prepare", parents=[common], help="convert an official download into the standard layout"
     )
     pr.add_argument("name")
-    pr.add_argument("--src", required=True, help="the unpacked official distribution")
+    pr.add_argument(
+        "--src",
+        required=True,
+        help="the official download: its archive (tar, zip) or the unpacked folder",
+    )
     pr.add_argument("--dst", help="output folder (default: <data-dir>/<name>)")
     pr.add_argument("--max-size", type=int, help="resize so the long side is at most this")
     pr.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
