@@ -1,13 +1,11 @@
 from pathlib import Path
 
 import albumentations as A
-import pytest
 import torch
 
 from genseg_cli.data.dataset import SegmentationDataset, load_pairs
 from genseg_cli.data.registry import dataset_spec
 from genseg_cli.data.run_data import load_run_data
-from genseg_cli.errors import GensegError
 
 
 def test_pairs_become_normalised_tensors(folder_dataset: Path):
@@ -43,7 +41,3 @@ def test_run_data_official_split_kvasir(data_dir: Path):
     data = load_run_data(dataset_spec("kvasir"), data_dir, 40, 0, 0.2, with_ood=False)
     assert len(data.test) == 120 and len(data.train) == 32 and len(data.val) == 8
 
-
-def test_run_data_refuses_3d_for_now(data_dir: Path):
-    with pytest.raises(GensegError, match="3D training is not implemented yet"):
-        load_run_data(dataset_spec("hippocampus"), data_dir, 10, 0, 0.2)
