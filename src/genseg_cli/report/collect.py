@@ -110,7 +110,9 @@ def collect_runs(sweep_dir: Path | str) -> tuple[pd.DataFrame, list[SkippedRun]]
     if runs.empty:
         return pd.DataFrame(columns=[*ID_COLUMNS, "test_dice", "test_iou", "run_dir"]), skipped
     first = [*ID_COLUMNS, "test_dice", "test_iou"]
+    # multi-class: Dice/IoU per class, then HD95
     first += sorted(c for c in runs.columns if c.startswith("test_") and c not in first)
+    first = [c for c in first if c != "test_hd95"] + (["test_hd95"] if "test_hd95" in first else [])
     ood = sorted(c for c in runs.columns if c not in first)
     ood = [c for c in ood if c not in ("train_time_s", "run_dir")]
     runs = runs[[*first, *ood, "train_time_s", "run_dir"]]

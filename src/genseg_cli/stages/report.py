@@ -21,7 +21,7 @@ from genseg_cli.stages.arguments import parse_key_values
 
 log = logging.getLogger("genseg.report")
 
-KINDS = {"dice": "Dice", "iou": "IoU"}
+KINDS = {"dice": "Dice", "iou": "IoU", "hd95": "HD95 (mm)"}
 DEFAULTS = {"sweep_dir": None, "out": None, "reference": "baseline", "method": "genseg"}
 USAGE = (
     "usage: genseg report sweep_dir=DIR [out=DIR] [reference=baseline] [method=genseg]\n"
@@ -43,10 +43,13 @@ def parse_args(args: list[str]) -> dict[str, str | None]:
 
 
 def label(column: str) -> str:
-    """Display name of a metric column: test_dice -> 'test Dice', nlm_mc_iou -> 'nlm_mc IoU'."""
+    """Display name of a metric column: test_dice -> 'test Dice', nlm_mc_iou -> 'nlm_mc IoU',
+    test_anterior_dice -> 'test anterior Dice' (a class of a multi-class test set)."""
     if column == "train_time_s":
         return "train time (s)"
     name, _, kind = column.rpartition("_")
+    if name.startswith("test_"):
+        name = name.replace("_", " ", 1)
     return f"{name} {KINDS.get(kind, kind)}" if name else column
 
 
