@@ -24,3 +24,4 @@ fi
 run busi dataset=busi n_labeled=100
 run kvasir dataset=kvasir n_labeled=40
 run fuseg dataset=fuseg n_labeled=100
+run hippocampus dataset=hippocampus n_labeled=10,50
