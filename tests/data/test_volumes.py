@@ -130,3 +130,42 @@ def test_a_corrupt_volume_is_named(tmp_path: Path):
     path.write_bytes(b"not a nifti file")
     with pytest.raises(DataContractError, match="broken.nii.gz"):
         read_volume(path)
+
+
+def msd_folder(tmp_path: Path, labels: dict) -> Path:
+    import json
+
+    root = tmp_path / "hippocampus"
+    label_map = np.zeros((8, 8, 8), np.uint8)
+    label_map[2:4, 2:4, 2:4] = 1
+    label_map[4:6, 4:6, 4:6] = 2
+    for i in range(12):
+        write_volume(root / "imagesTr" / f"hippocampus_{i:03d}.nii.gz", np.ones((8, 8, 8)))
+        write_volume(root / "labelsTr" / f"hippocampus_{i:03d}.nii.gz", label_map)
+    (root / "dataset.json").write_text(json.dumps({"name": "Hippocampus", "labels": labels}))
+    return root
+
+
+def local_spec():
+    spec = dataset_spec("hippocampus")
+    spec.split = {"pool": None, "test": None, "test_fraction": 0.25}
+    return spec
+
+
+def test_dataset_json_with_other_classes_is_refused(tmp_path: Path):
+    msd_folder(tmp_path, {"0": "background", "1": "Hippocampus"})
+    with pytest.raises(DataContractError, match="1 foreground labels.*anterior"):
+        load_run_data(local_spec(), tmp_path, 4, 0, 0.2)
+
+
+@pytest.mark.parametrize(
+    "labels",
+    [
+        {"0": "background", "1": "Anterior", "2": "Posterior"},  # MSD
+        {"background": 0, "anterior": 1, "posterior": 2},  # nnU-Net v2
+    ],
+)
+def test_dataset_json_matching_the_registry_is_accepted(tmp_path: Path, labels: dict):
+    msd_folder(tmp_path, labels)
+    data = load_run_data(local_spec(), tmp_path, 4, 0, 0.2)
+    assert len(data.train) + len(data.val) == 4

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,6 +59,7 @@ def verified_ids(spec: DictConfig, root: Path, check_modes: bool = False) -> lis
     report.raise_if_broken()
     if volumetric:
         check_label_values(spec, report.modes, root)
+        check_msd_labels(spec, root)
     elif check_modes:
         check_channels(spec, report.modes, root)
     for warning in report.warnings:
@@ -75,6 +77,35 @@ def check_label_values(spec: DictConfig, values: dict[str, int], root: Path) -> 
             f"0..{len(allowed) - 1} (background + classes {class_names(spec)}); fix the label "
             "maps or list the extra classes in dataset.classes"
         )
+
+
+def check_msd_labels(spec: DictConfig, root: Path) -> None:
+    """When the MSD dataset.json is there, its label list must match the registry's classes
+    (a different count would mis-size every network; different names only get a warning)."""
+    path = root / "dataset.json"
+    if not path.is_file():
+        return
+    try:
+        labels = json.loads(path.read_text()).get("labels")
+    except (OSError, json.JSONDecodeError, AttributeError) as err:
+        raise DataContractError(f"{path}: unreadable ({err}); fix or remove it") from err
+    if not isinstance(labels, dict):
+        return
+    # MSD: {"0": "background", "1": "Anterior"}; nnU-Net v2: {"background": 0, "Anterior": 1}
+    by_value = (
+        {int(k): str(v) for k, v in labels.items()}
+        if all(str(k).isdigit() for k in labels)
+        else {int(v): str(k) for k, v in labels.items()}
+    )
+    names = [by_value[v] for v in sorted(by_value) if v != 0]
+    expected = class_names(spec)
+    if len(names) != len(expected):
+        raise DataContractError(
+            f"{path} lists {len(names)} foreground labels {names} but dataset '{spec.name}' "
+            f"has classes {expected}; set dataset.classes (and mask_channels) to match"
+        )
+    if [n.lower() for n in names] != [n.lower() for n in expected]:
+        log.warning("%s: labels %s are named %s in the registry", path, names, expected)
 
 
 def load_run_volumes(
