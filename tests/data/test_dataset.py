@@ -40,4 +40,3 @@ def test_run_data_on_real_jsrt_with_ood(data_dir: Path):
 def test_run_data_official_split_kvasir(data_dir: Path):
     data = load_run_data(dataset_spec("kvasir"), data_dir, 40, 0, 0.2, with_ood=False)
     assert len(data.test) == 120 and len(data.train) == 32 and len(data.val) == 8
-
