@@ -68,6 +68,19 @@ def test_evaluate_reproduces_the_training_scores(finished_run: Path):
     assert {"dice_anterior", "iou_posterior", "hd95_anterior"} <= set(per_image.columns)
 
 
+def test_evaluate_on_a_user_folder_of_volumes(finished_run: Path, hippocampus: Path, tmp_path):
+    folder = tmp_path / "mine"
+    for sub in ("imagesTr", "labelsTr"):
+        (folder / sub).mkdir(parents=True)
+        for key in ("hippocampus_001", "hippocampus_003"):
+            shutil.copy(hippocampus / sub / f"{key}.nii.gz", folder / sub)
+    out = tmp_path / "eval"
+    result = genseg("evaluate", f"run_dir={finished_run}", f"datasets=[{folder}]", f"out={out}")
+    assert result.returncode == 0, result.stderr
+    scores = json.loads((out / "metrics.json").read_text())["ood"]["mine"]
+    assert scores["n"] == 2 and "dice_posterior_mean" in scores
+
+
 def copy_volumes(hippocampus: Path, ids: list[str], folder: Path) -> Path:
     folder.mkdir()
     for key in ids:

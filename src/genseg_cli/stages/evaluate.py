@@ -2,8 +2,8 @@
 
 Without `datasets`, the run's own test split and its out-of-domain sets are scored. Each entry
 of `datasets` is a registry name (all of its pairs; the run's own dataset: its test split) or
-a folder holding images/ and masks/. Results go to `<run>/evaluate/` (or `out=`) as
-metrics.json and per_image.csv, in the same form as after training.
+a folder holding images/ and masks/ (for a 3D run: imagesTr/ and labelsTr/). Results go to
+`<run>/evaluate/` (or `out=`) as metrics.json and per_image.csv, as after training.
 """
 
 from __future__ import annotations
@@ -34,6 +34,10 @@ def resolve_set(run: TrainedRun, entry: str) -> tuple[str, list[Pair] | list[Vol
     channels = int(run.cfg.dataset.channels)
     data_dir = run.cfg.paths.data_dir
     path = Path(entry).expanduser()
+    if path.is_dir() and int(run.cfg.dataset.dims) == 3:
+        # a folder of volumes (MSD layout) is checked against the run's own classes
+        spec, root = run.cfg.dataset, path.resolve()
+        return path.name, load_samples(spec, root, verified_ids(spec, root), channels)
     if path.is_dir():
         spec = dataset_spec(GENERIC)
         return path.name, load_pairs(path, verified_ids(spec, path.resolve()), channels)
