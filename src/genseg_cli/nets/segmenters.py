@@ -26,25 +26,28 @@ def build_segmenter(backbone: DictConfig, dims: int = 2) -> nn.Module:
     >>> net(torch.zeros(1, 1, 64, 64)).shape
     torch.Size([1, 1, 64, 64])
     """
-    if dims == 3:
-        if not backbone.get("volume_model"):
-            raise GensegError(
-                f"backbone '{backbone.name}' has no 3D version (no volume_model in its config); "
-                "3D datasets train with backbone=unet"
-            )
-        model = instantiate(backbone.volume_model)
-        if backbone.get("weights"):
-            load_weights(model, Path(backbone.weights))
-        return model
-    if backbone.model.get("encoder_weights"):
+    network = network_config(backbone, dims)
+    if network.get("encoder_weights"):
         raise GensegError(
-            f"backbone.model.encoder_weights={backbone.model.encoder_weights} would download "
+            f"backbone.model.encoder_weights={network.encoder_weights} would download "
             "weights at run time; keep it null and give a local file with backbone.weights=PATH"
         )
-    model = instantiate(backbone.model)
+    model = instantiate(network)
     if backbone.get("weights"):
         load_weights(model, Path(backbone.weights))
     return model
+
+
+def network_config(backbone: DictConfig, dims: int) -> DictConfig:
+    """`backbone.model` for images, `backbone.volume_model` for volumes (an error if absent)."""
+    if dims != 3:
+        return backbone.model
+    if not backbone.get("volume_model"):
+        raise GensegError(
+            f"backbone '{backbone.name}' has no 3D version (no volume_model in its config); "
+            "3D datasets train with backbone=unet"
+        )
+    return backbone.volume_model
 
 
 def load_weights(model: nn.Module, path: Path) -> None:
