@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from genseg_cli.data.io import index_folder, open_image, read_mask
+from genseg_cli.data.volumes import index_volumes
 from genseg_cli.errors import DataContractError
 
 SHOWN_IDS = 10
@@ -116,14 +117,6 @@ def check_dataset(root: Path) -> ContractReport:
     return report
 
 
-def _volume_ids(folder: Path) -> dict[str, Path]:
-    return {
-        p.name[: -len(".nii.gz")]: p
-        for p in sorted(folder.glob("*.nii.gz"))
-        if not p.name.startswith(".")
-    }
-
-
 def check_volumes(root: Path) -> ContractReport:
     """The MSD contract: imagesTr/<id>.nii.gz and labelsTr/<id>.nii.gz of equal shape.
 
@@ -132,7 +125,7 @@ def check_volumes(root: Path) -> ContractReport:
     import nibabel as nib
 
     report = ContractReport(root=root)
-    images, labels = _volume_ids(root / "imagesTr"), _volume_ids(root / "labelsTr")
+    images, labels = index_volumes(root / "imagesTr"), index_volumes(root / "labelsTr")
     report.orphan_images = sorted(images.keys() - labels.keys())
     report.orphan_masks = sorted(labels.keys() - images.keys())
     for key in sorted(images.keys() & labels.keys()):
