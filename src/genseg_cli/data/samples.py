@@ -69,7 +69,8 @@ def model_target(pair: Pair | Volume, size: ModelSize) -> np.ndarray:
     """One pair's mask (binary) or label map at model size, for scoring at model resolution."""
     if isinstance(pair, Volume):
         return resize_volume(pair, size)[1].numpy()
-    return resize_pair(pair, size)[1].astype(bool)
+    side = size if isinstance(size, int) else int(size[-1])  # 2D logits give (H, W), H == W
+    return resize_pair(pair, side)[1].astype(bool)
 
 
 def load_samples(
