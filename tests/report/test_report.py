@@ -77,6 +77,20 @@ def test_collect_reads_done_runs_and_skips_the_rest(sweep: Path):
     assert row.train_time_s == pytest.approx(m["train_time_s"] + m["prepare_time_s"])
 
 
+def test_collect_follows_symlinked_runs_once(sweep: Path, tmp_path: Path):
+    linked = tmp_path / "linked"
+    linked.mkdir()
+    (linked / "jsrt").symlink_to(sweep / "jsrt", target_is_directory=True)
+    (linked / "again").symlink_to(sweep / "jsrt", target_is_directory=True)  # the same runs
+    (linked / "jsrt" / "loop").symlink_to(linked, target_is_directory=True)  # a cycle
+    try:
+        runs, skipped = collect_runs(linked)
+    finally:
+        (linked / "jsrt" / "loop").unlink()
+    assert len(runs) == 8 and not skipped
+    assert set(runs.method) == set(METHODS)
+
+
 def test_report_writes_every_output_with_the_real_means(sweep: Path, tmp_path: Path):
     assert main([f"sweep_dir={sweep}", f"out={tmp_path}", "method=baseline_noaug"]) == 0
     for name in [*OUTPUTS, "dice_vs_labels_jsrt.png"]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,11 +37,22 @@ class _Skip(Exception):
 
 def find_run_dirs(sweep_dir: Path) -> list[Path]:
     """Every directory under `sweep_dir` (itself included) holding metrics.json or status.json.
+    Symlinked folders are followed (a report over links to runs kept elsewhere), each real
+    folder once, so a link cycle cannot loop.
 
     >>> find_run_dirs(Path("multirun/2025-01-01"))  # doctest: +SKIP
     [PosixPath('multirun/2025-01-01/0'), PosixPath('multirun/2025-01-01/1')]
     """
-    found = {p.parent for name in RUN_FILES for p in Path(sweep_dir).rglob(name)}
+    found: set[Path] = set()
+    seen: set[str] = set()
+    for folder, subdirs, files in os.walk(sweep_dir, followlinks=True):
+        real = os.path.realpath(folder)
+        if real in seen:
+            subdirs[:] = []
+            continue
+        seen.add(real)
+        if any(name in files for name in RUN_FILES):
+            found.add(Path(folder))
     # a run's own sub-folders (e.g. <run>/evaluate/metrics.json) are not runs of their own
     return sorted(d for d in found if not any(parent in found for parent in d.parents))
 
