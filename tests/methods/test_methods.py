@@ -71,6 +71,25 @@ def test_genseg_upper_step_alone_changes_alpha(jsrt_data, tmp_path):
     )
 
 
+JITTER = "method.synthetic_jitter={brightness:0.2,contrast:0.2,p:1.0}"
+
+
+def test_jittered_synthetic_images_keep_the_hypergradient(jsrt_data, tmp_path):
+    """With the photometric jitter on, the synthetic images the upper level sees are jittered
+    and still in the autograd graph: the hypergradient is non-zero and alpha moves."""
+    method, batches = prepared("genseg", jsrt_data, tmp_path, JITTER)
+    assert method.jitter is not None and method.jitter.p == 1.0
+    alphas = [a.detach().clone() for a in method.generator.arch_parameters()]
+    losses = method.train_step(next(batches))
+    assert losses["hypergrad/alpha_norm"] > 0
+    assert not any(
+        torch.equal(a, b) for a, b in zip(alphas, method.generator.arch_parameters(), strict=True)
+    )
+    torch.manual_seed(0)
+    params = method.draw_jitter(4)
+    assert not torch.equal(params[0], torch.ones(4))  # p=1: every image is changed
+
+
 def test_separate_never_changes_the_generator_after_pretraining(jsrt_data, tmp_path):
     method, batches = prepared("separate", jsrt_data, tmp_path)
     state = {k: v.clone() for k, v in method.generator.state_dict().items()}

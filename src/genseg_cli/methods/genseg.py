@@ -69,10 +69,9 @@ class GenSeg(SyntheticDataMethod):
         both = self.synthesise(torch.cat([masks, new_masks]))  # one G pass for both uses
         fake, synthetic = both[: masks.shape[0]], both[masks.shape[0] :]
         losses = self.gan_step(masks, images, fake)
+        synthetic = self.jittered(synthetic.detach(), self.draw_jitter(new_masks.shape[0]))
         losses["loss/seg"] = float(
-            self.segmentation_update(
-                images, masks, synthetic.detach(), new_masks, self.synthetic_weight
-            )
+            self.segmentation_update(images, masks, synthetic, new_masks, self.synthetic_weight)
         )
         if self.steps_done % int(self.mlo.arch_every) == 0 and self._has_upper_targets():
             losses.update(self.upper_update(images, masks, new_masks))
@@ -96,8 +95,10 @@ class GenSeg(SyntheticDataMethod):
         return self.arch_optimizer is not None or self.feedback_optimizer is not None
 
     def _synthesise_for_upper(self, new_masks: Tensor):
+        jitter = self.draw_jitter(new_masks.shape[0])  # the same draw for every pass of the step
+
         def run() -> Tensor:  # fp32 and in the graph: the hypergradient flows through here
-            images = self.generator(new_masks)
+            images = self.jittered(self.generator(new_masks), jitter)
             if self.runtime.channels_last:
                 images = images.contiguous(memory_format=torch.channels_last)
             return images

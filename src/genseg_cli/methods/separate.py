@@ -33,5 +33,6 @@ class Separate(SyntheticDataMethod):
         new_masks = batch["new_mask"].to(self.runtime.device)
         with torch.no_grad():
             synthetic = self.synthesise(new_masks)
+            synthetic = self.jittered(synthetic, self.draw_jitter(new_masks.shape[0]))
         loss = self.segmentation_update(images, masks, synthetic, new_masks, self.synthetic_weight)
         return {"loss/seg": float(loss)}

@@ -15,6 +15,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch import Tensor
 
+from genseg_cli.data.photometric import PhotometricJitter
 from genseg_cli.engine.files import save_torch
 from genseg_cli.methods.base import Method, TrainingContext
 from genseg_cli.nets.discriminators import GANLoss
@@ -29,7 +30,8 @@ class SyntheticDataMethod(Method):
     `generator` is the composed `conf/generator/<name>.yaml`; `pretrain` holds `steps`, `lr` and
     `cache_dir`; `synthetic_weight` is lambda in L(real) + lambda * L(synthetic). `image_size`
     is an int (square 2D images) or a volume shape (3D); `mask_channels` is 1 for binary masks,
-    background + classes for one-hot label maps.
+    background + classes for one-hot label maps. `synthetic_jitter` ({brightness, contrast, p},
+    or None) gives the synthetic images the photometric jitter the real ones get.
     """
 
     needs_new_masks = True
@@ -43,11 +45,13 @@ class SyntheticDataMethod(Method):
         pretrain: DictConfig,
         mask_channels: int = 1,
         synthetic_weight: float = 1.0,
+        synthetic_jitter: DictConfig | None = None,
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
         self.generator_cfg = generator
         self.synthetic_weight = float(synthetic_weight)
+        self.jitter = PhotometricJitter(**synthetic_jitter) if synthetic_jitter else None
         self.pretrain_cfg = pretrain
         device = self.runtime.device
         size = int(image_size) if isinstance(image_size, int) else tuple(int(s) for s in image_size)
@@ -111,6 +115,15 @@ class SyntheticDataMethod(Method):
         if self.runtime.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
         return images
+
+    def draw_jitter(self, n: int) -> tuple[Tensor, Tensor] | None:
+        """Jitter parameters for n synthetic images (None without jitter); draw once per use so
+        that every pass over the same synthetic batch sees the same images."""
+        return self.jitter.draw(n) if self.jitter is not None else None
+
+    def jittered(self, images: Tensor, params: tuple[Tensor, Tensor] | None) -> Tensor:
+        """`images` with the photometric jitter `params` (unchanged when None)."""
+        return images if params is None else self.jitter(images, params)
 
     # ----- pre-training ---------------------------------------------------------------------
     def _cache_path(self, context: TrainingContext) -> Path:
