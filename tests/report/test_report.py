@@ -131,6 +131,52 @@ def test_paired_differences_match_hand_computed(sweep: Path):
         assert row.test_dice_diff_std == pytest.approx(np.std(hand))
 
 
+def copy_run(sweep: Path, method: str, seed: int, dest: Path, overrides: list[str]) -> Path:
+    """A copy of a debug run (n=3) whose overrides.yaml says it was trained with `overrides`."""
+    shutil.copytree(sweep / "jsrt" / method / "n3" / f"seed{seed}", dest)
+    lines = [f"method={method}", f"seed={seed}", "trainer.progress=false", *overrides]
+    (dest / "overrides.yaml").write_text("".join(f"- {o}\n" for o in lines))
+    return dest
+
+
+def test_variants_are_summarised_apart_and_paired_with_their_reference(sweep: Path, tmp_path):
+    base = tmp_path / "ablation"
+    for seed in SEEDS:
+        copy_run(sweep, "baseline", seed, base / f"b{seed}", [])
+        copy_run(sweep, "baseline_noaug", seed, base / f"n{seed}", [])
+        # a method-only ablation: paired with the default baseline of the same seed
+        copy_run(sweep, "baseline_noaug", seed, base / f"lr{seed}", ["optim.optimizer.lr=0.01"])
+    # an override both methods were trained with: paired within it (its baseline scores 0.5)
+    copy_run(sweep, "baseline_noaug", 0, base / "s64n", ["data.image_size=64", "paths.x=/y"])
+    ref = copy_run(sweep, "baseline", 0, base / "s64b", ["data.image_size=64"])
+    metrics = json.loads((ref / "metrics.json").read_text())
+    metrics["test"]["dice_mean"] = 0.5
+    (ref / "metrics.json").write_text(json.dumps(metrics))
+
+    runs, skipped = collect_runs(base)
+    assert not skipped
+    lr, s64 = "baseline_noaug [optim.optimizer.lr=0.01]", "baseline_noaug [data.image_size=64]"
+    assert set(runs.method) == {
+        "baseline",
+        "baseline_noaug",
+        lr,
+        s64,
+        "baseline [data.image_size=64]",
+    }
+    summary = aggregate(runs)
+    assert summary.set_index("method").loc[lr, "n_seeds"] == 2
+
+    diffs = paired_differences(runs, "baseline").set_index(["method", "seed"])
+    noaug = [metrics_of(sweep, "baseline_noaug", 3, s)["test"]["dice_mean"] for s in SEEDS]
+    plain = [metrics_of(sweep, "baseline", 3, s)["test"]["dice_mean"] for s in SEEDS]
+    for s in SEEDS:
+        assert diffs.loc[(lr, s), "reference"] == "baseline"
+        assert diffs.loc[(lr, s), "test_dice"] == pytest.approx(noaug[s] - plain[s])
+    assert diffs.loc[(s64, 0), "reference"] == "baseline [data.image_size=64]"
+    assert diffs.loc[(s64, 0), "test_dice"] == pytest.approx(noaug[0] - 0.5)
+    assert len(diffs) == 2 + 2 + 1
+
+
 def test_ood_sets_become_columns_and_are_paired(sweep: Path, tmp_path: Path):
     """The debug runs skip OOD scoring; give two real runs OOD results by hand."""
     for method, dice in (("baseline", 0.5), ("baseline_noaug", 0.75)):

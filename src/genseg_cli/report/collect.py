@@ -3,6 +3,10 @@
 A run directory is any directory that holds `metrics.json` or `status.json`. Only runs whose
 status.json says `done` and whose metrics.json is readable count; every other run is returned
 as a `SkippedRun` with the reason, so one broken run never stops a report.
+
+A run trained with extra overrides (an ablation such as `mlo.generator_weights=true`) is a
+variant of its method: its `method` label carries them, `genseg [mlo.generator_weights=true]`,
+so that it is summarised on its own row instead of being averaged with the default runs.
 """
 
 from __future__ import annotations
@@ -15,12 +19,19 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import yaml
 
 log = logging.getLogger("genseg.report")
 
 RUN_FILES = ("metrics.json", "status.json")
 KEYS = ["dataset", "backbone", "n_labeled", "method"]  # one summary row per combination
 ID_COLUMNS = ["dataset", "n_labeled", "method", "backbone", "seed"]
+OVERRIDES = "overrides.yaml"  # the command-line overrides a run was trained with
+# overrides that do not make a variant: the identity of a run, the named setups (an experiment or
+# profile fixes the recipe of every method in it), and where things live or how they are shown
+NOT_VARIANT = {"dataset", "n_labeled", "method", "backbone", "seed", "experiment", "profile"}
+NOT_VARIANT |= {"resume", "trainer.progress", "trainer.num_threads", "trainer.stop_after"}
+NOT_VARIANT_PREFIXES = ("paths.", "hydra", "+hydra", "~hydra")
 
 
 @dataclass(frozen=True)
@@ -66,6 +77,35 @@ def _read_json(path: Path) -> Any:
         raise _Skip(f"{path.name} unreadable: {err}") from None
 
 
+def run_variant(run_dir: Path) -> str:
+    """The overrides that make a run a variant of its method, sorted and space-separated ("" for
+    the method's defaults; also for runs without overrides.yaml).
+
+    >>> run_variant(Path("sweep/ph2_unet_genseg_n40_s0"))  # doctest: +SKIP
+    'mlo.arch_lr=1e-2 mlo.generator_weights=true'
+    """
+    path = run_dir / OVERRIDES
+    if not path.is_file():
+        return ""
+    try:
+        overrides = yaml.safe_load(path.read_text()) or []
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
+        raise _Skip(f"{OVERRIDES} unreadable: {err}") from None
+    if not isinstance(overrides, list):
+        raise _Skip(f"{OVERRIDES} is not a list of overrides")
+    kept = []
+    for override in map(str, overrides):
+        key = override.split("=", 1)[0].lstrip("+~")
+        if key not in NOT_VARIANT and not key.startswith(NOT_VARIANT_PREFIXES):
+            kept.append(override)
+    return " ".join(sorted(kept))
+
+
+def method_label(method: str, variant: str) -> str:
+    """`genseg` or, for a variant, `genseg [mlo.generator_weights=true]`."""
+    return f"{method} [{variant}]" if variant else method
+
+
 def read_run(run_dir: Path) -> dict[str, Any]:
     """One row of the runs table for a finished run; raises _Skip with the reason otherwise."""
     status = _read_json(run_dir / "status.json")
@@ -88,6 +128,8 @@ def read_run(run_dir: Path) -> dict[str, Any]:
         )
     except (KeyError, TypeError, ValueError) as err:
         raise _Skip(f"metrics.json incomplete: {type(err).__name__} {err}") from None
+    row["variant"] = run_variant(run_dir)
+    row["method"] = method_label(row["method"], row["variant"])
     row["run_dir"] = str(run_dir)
     return row
 
@@ -120,14 +162,15 @@ def collect_runs(sweep_dir: Path | str) -> tuple[pd.DataFrame, list[SkippedRun]]
             skipped.append(SkippedRun(run_dir, str(err)))
     runs = pd.DataFrame(rows)
     if runs.empty:
-        return pd.DataFrame(columns=[*ID_COLUMNS, "test_dice", "test_iou", "run_dir"]), skipped
+        columns = [*ID_COLUMNS, "test_dice", "test_iou", "variant", "run_dir"]
+        return pd.DataFrame(columns=columns), skipped
     first = [*ID_COLUMNS, "test_dice", "test_iou"]
     # multi-class: Dice/IoU per class, then HD95
     first += sorted(c for c in runs.columns if c.startswith("test_") and c not in first)
     first = [c for c in first if c != "test_hd95"] + (["test_hd95"] if "test_hd95" in first else [])
     ood = sorted(c for c in runs.columns if c not in first)
-    ood = [c for c in ood if c not in ("train_time_s", "run_dir")]
-    runs = runs[[*first, *ood, "train_time_s", "run_dir"]]
+    ood = [c for c in ood if c not in ("train_time_s", "variant", "run_dir")]
+    runs = runs[[*first, *ood, "train_time_s", "variant", "run_dir"]]
     dupes = runs.duplicated(ID_COLUMNS, keep=False)
     if dupes.any():
         log.warning("%d runs share dataset/budget/method/backbone/seed", int(dupes.sum()))

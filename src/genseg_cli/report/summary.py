@@ -10,7 +10,7 @@ import pandas as pd
 from genseg_cli.report.collect import KEYS
 
 PAIR_KEYS = ["dataset", "backbone", "n_labeled", "seed"]
-NOT_METRICS = {*KEYS, "seed", "run_dir"}
+NOT_METRICS = {*KEYS, "seed", "variant", "run_dir"}
 
 
 def metric_columns(runs: pd.DataFrame) -> list[str]:
@@ -44,17 +44,31 @@ def paired_differences(runs: pd.DataFrame, reference: str = "baseline") -> pd.Da
     """Per-seed `method - reference` Dice for every method run on the reference's seeds.
 
     One row per (dataset, backbone, n_labeled, seed, method) present for both; the columns of
-    differences keep the Dice column names (test_dice, nlm_mc_dice, ...).
+    differences keep the Dice column names (test_dice, nlm_mc_dice, ...). A variant is paired
+    with the reference run of the same variant where there is one (an override both were trained
+    with, e.g. data.image_size=256), else with the reference's default run.
 
     >>> paired_differences(runs, "baseline")[["method", "seed", "test_dice"]]  # doctest: +SKIP
     """
     dice = dice_columns(runs)
-    ref = runs[runs.method == reference][PAIR_KEYS + dice]
-    others = runs[runs.method != reference][[*PAIR_KEYS, "method", *dice]]
-    both = others.merge(ref, on=PAIR_KEYS, suffixes=("", "_ref"))
+    if "variant" not in runs.columns:
+        runs = runs.assign(variant="")
+    base = runs.method.str.split(" [", n=1, regex=False).str[0]
+    ref = runs[base == reference][[*PAIR_KEYS, "variant", "method", *dice]]
+    ref = ref.rename(columns={"method": "reference"})
+    others = runs[base != reference][[*PAIR_KEYS, "variant", "method", *dice]]
+    others = others.reset_index(drop=True).assign(row=lambda f: range(len(f)))
+    matched = others.merge(
+        ref, on=[*PAIR_KEYS, "variant"], how="left", suffixes=("", "_ref"), indicator=True
+    )
+    same = matched[matched._merge == "both"].drop(columns="_merge")
+    alone = others[~others.row.isin(same.row)]
+    default = ref[ref.variant == ""].drop(columns="variant")
+    fallback = alone.merge(default, on=PAIR_KEYS, suffixes=("", "_ref"))
+    both = pd.concat([same, fallback], ignore_index=True)
     for col in dice:
         both[col] = both[col] - both[f"{col}_ref"]
-    both.insert(len(PAIR_KEYS) + 1, "reference", reference)
+    both = both.sort_values([*PAIR_KEYS, "method"], kind="stable")
     return both[[*PAIR_KEYS, "method", "reference", *dice]].reset_index(drop=True)
 
 
