@@ -55,8 +55,13 @@ GENSEG_3D = [
 
 @pytest.mark.parametrize(
     "method",
-    [["method=baseline"], GENSEG_FAST, GENSEG_3D],
-    ids=["baseline", "genseg", "genseg-3d"],
+    [
+        ["method=baseline"],
+        GENSEG_FAST,
+        GENSEG_3D,
+        [*GENSEG_FAST, "mlo.learn_synthetic_weight=true"],
+    ],
+    ids=["baseline", "genseg", "genseg-3d", "genseg-learned-lambda"],
 )
 def test_resumed_run_ends_exactly_like_an_uninterrupted_one(method, data_dir, tmp_path):
     whole = run_training(cfg_for(*method), tmp_path / "whole")

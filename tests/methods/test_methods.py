@@ -130,3 +130,39 @@ def test_pretrained_generator_is_reused_from_the_cache(data_dir, tmp_path):
     second = run_training(compose("train", ["method=separate", *overrides, cache]), tmp_path / "b")
     assert first["generator"]["pretrain_cached"] is False
     assert second["generator"]["pretrain_cached"] is True
+
+
+LEARN_WEIGHT = "mlo.learn_synthetic_weight=true"
+
+
+@pytest.mark.parametrize("generator", ["searchable", "pix2pix_fixed"])
+def test_learned_synthetic_weight_follows_the_hypergradient(generator, jsrt_data, tmp_path):
+    """With mlo.learn_synthetic_weight, an upper step moves lambda (also when the generator has
+    no architecture to search), and the next segmenter update uses the moved value."""
+    method, batches = prepared(
+        "genseg", jsrt_data, tmp_path, LEARN_WEIGHT, f"generator={generator}"
+    )
+    assert method.current_synthetic_weight() == pytest.approx(1.0)
+    losses = method.train_step(next(batches))
+    assert losses["hypergrad/synthetic_weight"] != 0.0
+    learned = losses["mlo/synthetic_weight"]
+    assert learned != pytest.approx(1.0) and 0.0 < learned < 2.0
+    assert ("hypergrad/alpha_norm" in losses) == (generator == "searchable")
+
+    used = []
+    update = method.segmentation_update
+    method.segmentation_update = lambda *args: used.append(args[-1]) or update(*args)
+    method.train_step(next(batches))
+    assert used == [pytest.approx(learned)]
+
+
+def test_learned_synthetic_weight_is_logged_and_reported(data_dir, tmp_path):
+    cfg = compose("train", ["method=genseg", *FAST, "mlo.arch_every=2", LEARN_WEIGHT])
+    metrics = run_training(cfg, tmp_path)
+    history = pd.read_csv(tmp_path / "history.csv")
+    logged = history["mlo/synthetic_weight"].dropna()
+    assert len(logged) == cfg.trainer.steps // 2
+    on_disk = json.loads((tmp_path / "metrics.json").read_text())
+    assert on_disk["synthetic_weight"]["initial"] == 1.0
+    assert on_disk["synthetic_weight"]["final"] == pytest.approx(logged.iloc[-1])
+    assert metrics["synthetic_weight"] == on_disk["synthetic_weight"]

@@ -148,3 +148,55 @@ def test_longer_unroll_and_bad_settings():
             XI,
             1,
         )
+
+
+def lambda_problem(seed: int = 2):
+    """The tiny problem with lambda = maximum * sigmoid(beta) as the upper-level parameter."""
+    from dataclasses import replace
+
+    from genseg_cli.mlo.synthetic_weight import SyntheticWeight
+
+    generator, problem = tiny_problem(seed)
+    weight = SyntheticWeight(initial=0.7, maximum=2.0).double()
+    return generator, weight, lambda: replace(problem, synthetic_weight=weight())
+
+
+def test_synthetic_weight_hypergradient_matches_numerical_derivative():
+    """The learned lambda gets d L_val(W'(lambda)) / d beta, checked against a central
+    difference of the look-ahead validation loss, for both estimators."""
+    generator, weight, problem_at = lambda_problem()
+    h = 1e-5
+    with torch.no_grad():
+        weight.beta += h
+    plus = look_ahead_val_loss(generator, problem_at())
+    with torch.no_grad():
+        weight.beta -= 2 * h
+    minus = look_ahead_val_loss(generator, problem_at())
+    with torch.no_grad():
+        weight.beta += h
+    numeric = (plus - minus) / (2 * h)
+    assert abs(numeric) > 1e-8  # lambda does matter to the look-ahead validation loss
+    for mode in ("second_order", "finite_difference"):
+        targets = [*generator.arch_parameters(), weight.beta]
+        grads, _ = hypergradient(
+            mode, problem_at(), lambda: generator(problem_at().new_masks), targets, XI, 1
+        )
+        assert grads[-1].abs() > 0
+        assert float(grads[-1]) == pytest.approx(numeric, rel=1e-3), mode
+
+
+def test_synthetic_weight_stays_within_its_bounds_and_refuses_bad_settings():
+    from genseg_cli.mlo.synthetic_weight import SyntheticWeight
+
+    weight = SyntheticWeight(initial=1.0, maximum=2.0)
+    assert weight.value == pytest.approx(1.0)
+    with torch.no_grad():
+        weight.beta.fill_(50.0)
+    assert 0.0 < weight.value <= 2.0
+    with torch.no_grad():
+        weight.beta.fill_(-50.0)
+    assert 0.0 <= weight.value < 1e-6
+    with pytest.raises(ValueError, match="method.synthetic_weight=2.0"):
+        SyntheticWeight(initial=2.0, maximum=2.0)
+    with pytest.raises(ValueError, match="mlo.synthetic_weight_max=0"):
+        SyntheticWeight(initial=1.0, maximum=0)

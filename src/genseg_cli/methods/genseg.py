@@ -2,13 +2,15 @@
 architecture updated by the hypergradient of the segmenter's validation loss (`genseg_cli.mlo`).
 
 Each step: D update; G weights update (GAN + L1); segmenter update on real + lambda * synthetic;
-every `mlo.arch_every` steps, alpha (and with `mlo.generator_weights`, G's weights) moves along
-d L_val(W'(A)) / dA, where W' is the segmenter after an unrolled update on data made by G_A.
+every `mlo.arch_every` steps, alpha (and with `mlo.generator_weights`, G's weights; with
+`mlo.learn_synthetic_weight`, lambda) moves along d L_val(W'(A)) / dA, where W' is the segmenter
+after an unrolled update on data made by G_A.
 """
 
 from __future__ import annotations
 
 import contextlib
+from pathlib import Path
 
 import torch
 from omegaconf import DictConfig
@@ -17,6 +19,7 @@ from torch import Tensor
 from genseg_cli.methods.base import TrainingContext
 from genseg_cli.methods.synthetic import SyntheticDataMethod
 from genseg_cli.mlo.hypergrad import LowerProblem, hypergradient
+from genseg_cli.mlo.synthetic_weight import SyntheticWeight
 
 
 class GenSeg(SyntheticDataMethod):
@@ -47,7 +50,23 @@ class GenSeg(SyntheticDataMethod):
             if mlo.generator_weights
             else None
         )
+        self.learned_weight = (
+            SyntheticWeight(self.synthetic_weight, mlo.synthetic_weight_max).to(self.runtime.device)
+            if mlo.get("learn_synthetic_weight")
+            else None
+        )
+        self.weight_optimizer = (
+            self._adam(self.learned_weight.parameters(), mlo.synthetic_weight_lr)
+            if self.learned_weight is not None
+            else None
+        )
         self.steps_done = 0
+
+    def current_synthetic_weight(self) -> float:
+        """lambda for this step: the learned one when the upper level learns it, else fixed."""
+        if self.learned_weight is None:
+            return self.synthetic_weight
+        return self.learned_weight.value
 
     def prepare(self, context: TrainingContext) -> None:
         super().prepare(context)
@@ -71,7 +90,9 @@ class GenSeg(SyntheticDataMethod):
         losses = self.gan_step(masks, images, fake)
         synthetic = self.jittered(synthetic.detach(), self.draw_jitter(new_masks.shape[0]))
         losses["loss/seg"] = float(
-            self.segmentation_update(images, masks, synthetic, new_masks, self.synthetic_weight)
+            self.segmentation_update(
+                images, masks, synthetic, new_masks, self.current_synthetic_weight()
+            )
         )
         if self.steps_done % int(self.mlo.arch_every) == 0 and self._has_upper_targets():
             losses.update(self.upper_update(images, masks, new_masks))
@@ -82,6 +103,8 @@ class GenSeg(SyntheticDataMethod):
             **super().stateful(),
             "arch_optimizer": self.arch_optimizer,
             "feedback_optimizer": self.feedback_optimizer,
+            "synthetic_weight": self.learned_weight,
+            "weight_optimizer": self.weight_optimizer,
         }
 
     def state_dict(self) -> dict:
@@ -92,7 +115,10 @@ class GenSeg(SyntheticDataMethod):
         self.steps_done = state["steps_done"]
 
     def _has_upper_targets(self) -> bool:
-        return self.arch_optimizer is not None or self.feedback_optimizer is not None
+        return any(
+            o is not None
+            for o in (self.arch_optimizer, self.feedback_optimizer, self.weight_optimizer)
+        )
 
     def _synthesise_for_upper(self, new_masks: Tensor):
         jitter = self.draw_jitter(new_masks.shape[0])  # the same draw for every pass of the step
@@ -109,6 +135,8 @@ class GenSeg(SyntheticDataMethod):
         """One step of the upper level along the hypergradient of the validation loss."""
         alphas = self.generator.arch_parameters() if self.arch_optimizer else []
         weights = self.generator.weight_parameters() if self.feedback_optimizer else []
+        lambdas = list(self.learned_weight.parameters()) if self.learned_weight else []
+        targets = [*alphas, *weights, *lambdas]
         exact = self.mlo.hypergrad == "second_order"
         problem = LowerProblem(
             self.segmenter,
@@ -116,7 +144,7 @@ class GenSeg(SyntheticDataMethod):
             (images, masks),
             new_masks,
             self.val,
-            self.synthetic_weight,
+            self.learned_weight() if self.learned_weight else self.synthetic_weight,
             self.runtime.autocast if exact else contextlib.nullcontext,
         )
         self.segmenter.train()
@@ -124,13 +152,13 @@ class GenSeg(SyntheticDataMethod):
             self.mlo.hypergrad,
             problem,
             self._synthesise_for_upper(new_masks),
-            [*alphas, *weights],
+            targets,
             float(self.mlo.xi),
             int(self.mlo.unroll_steps),
         )
-        for param, grad in zip([*alphas, *weights], grads, strict=True):
+        for param, grad in zip(targets, grads, strict=True):
             param.grad = grad.detach()
-        for optimizer in (self.arch_optimizer, self.feedback_optimizer):
+        for optimizer in (self.arch_optimizer, self.feedback_optimizer, self.weight_optimizer):
             if optimizer is not None:
                 optimizer.step()
                 optimizer.zero_grad(set_to_none=True)
@@ -140,6 +168,18 @@ class GenSeg(SyntheticDataMethod):
                 torch.cat([g.flatten() for g in grads[: len(alphas)]]).norm()
             )
             out.update(self.alpha_weights())
+        if lambdas:
+            out["hypergrad/synthetic_weight"] = float(grads[-1])
+            out["mlo/synthetic_weight"] = self.learned_weight.value
+        return out
+
+    def finish(self, run_dir: Path) -> dict:
+        out = super().finish(run_dir)
+        if self.learned_weight is not None:
+            out["synthetic_weight"] = {
+                "initial": self.synthetic_weight,
+                "final": self.learned_weight.value,
+            }
         return out
 
     def alpha_weights(self) -> dict[str, float]:

@@ -11,6 +11,10 @@ Two estimators (`mlo.hypergrad`):
   dL_val/dA ~= -xi / (2 eps) * [grad_A L_train(W + eps v, A) - grad_A L_train(W - eps v, A)],
   with v = grad_W' L_val(W') and eps = 0.01 / |v|.
 
+The same estimators give the hypergradient of any upper-level parameter that enters L_train only:
+the architecture, the generator's weights, or a learned synthetic weight lambda
+(`genseg_cli.mlo.synthetic_weight`).
+
 The segmenter is evaluated with torch.func.functional_call on substituted weights; its batch-norm
 buffers are cloned so that these look-ahead passes leave the real running statistics untouched.
 """
@@ -19,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch import Tensor, nn
@@ -33,7 +37,9 @@ class LowerProblem:
     """What the lower level (segmenter training) needs: the net, its loss and the batches.
 
     `real` and `val` are (images, masks); `new_masks` are the masks the synthetic images are made
-    from; `synthetic_weight` is lambda in L_train = L(real) + lambda * L(synthetic).
+    from; `synthetic_weight` is lambda in L_train = L(real) + lambda * L(synthetic): a float, or
+    a tensor in the graph of an upper-level parameter (`genseg_cli.mlo.synthetic_weight`) whose
+    hypergradient is then wanted too.
     """
 
     segmenter: nn.Module
@@ -41,14 +47,14 @@ class LowerProblem:
     real: tuple[Tensor, Tensor]
     new_masks: Tensor
     val: tuple[Tensor, Tensor]
-    synthetic_weight: float = 1.0
+    synthetic_weight: float | Tensor = 1.0
     # segmenter forward passes may run under autocast (second_order only: finite differences
     # of gradients drown in bf16 rounding); losses and the unrolled update stay in fp32
     autocast: Callable[[], AbstractContextManager] = nullcontext
 
 
 def real_plus_synthetic_loss(
-    loss: nn.Module, logits: Tensor, masks: Tensor, n_real: int, synthetic_weight: float
+    loss: nn.Module, logits: Tensor, masks: Tensor, n_real: int, synthetic_weight: float | Tensor
 ) -> Tensor:
     """L(real) + lambda * L(synthetic) for logits of a batch whose first `n_real` items are real."""
     real = loss(logits[:n_real], masks[:n_real])
@@ -129,7 +135,11 @@ def finite_difference(
         )
     params, buffers = _start(problem)
     synthetic = synthesise()
-    stepped = _sgd_step(params, train_loss(problem, params, buffers, synthetic.detach()), xi, False)
+    # the look-ahead step is constant in the targets; a learned lambda enters it detached, so
+    # this backward pass does not free the graph the two shifted passes below still need
+    constant = replace(problem, synthetic_weight=_detached(problem.synthetic_weight))
+    look_ahead_loss = train_loss(constant, params, buffers, synthetic.detach())
+    stepped = _sgd_step(params, look_ahead_loss, xi, False)
     stepped = {n: p.detach().requires_grad_(True) for n, p in stepped.items()}
     lval = val_loss(problem, stepped, buffers)
     v = torch.autograd.grad(lval, list(stepped.values()))
@@ -148,6 +158,10 @@ def finite_difference(
         for t, a, b in zip(targets, plus, minus, strict=True)
     ]
     return grads, lval.detach()
+
+
+def _detached(weight: float | Tensor) -> float | Tensor:
+    return weight.detach() if isinstance(weight, Tensor) else weight
 
 
 ESTIMATORS = {"second_order": second_order, "finite_difference": finite_difference}
