@@ -25,8 +25,11 @@ def test_every_backbone_runs_forward_and_backward(name, dataset):
 
 def test_download_of_encoder_weights_is_refused():
     cfg = compose("train", ["backbone.model.encoder_weights=imagenet"])
-    with pytest.raises(GensegError, match="download"):
+    with pytest.raises(GensegError, match=r"backbone\.model\.encoder_weights=imagenet .*download"):
         build_segmenter(cfg.backbone)
+    cfg = compose("train", ["dataset=hippocampus", "+backbone.volume_model.encoder_weights=x"])
+    with pytest.raises(GensegError, match=r"backbone\.volume_model\.encoder_weights=x"):
+        build_segmenter(cfg.backbone, dims=3)
 
 
 def test_local_weights_are_loaded(tmp_path: Path):

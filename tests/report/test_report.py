@@ -163,6 +163,7 @@ def test_variants_are_summarised_apart_and_paired_with_their_reference(sweep: Pa
         s64,
         "baseline [data.image_size=64]",
     }
+    assert set(runs[runs.method == lr].base_method) == {"baseline_noaug"}
     summary = aggregate(runs)
     assert summary.set_index("method").loc[lr, "n_seeds"] == 2
 

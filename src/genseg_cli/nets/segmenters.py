@@ -28,8 +28,9 @@ def build_segmenter(backbone: DictConfig, dims: int = 2) -> nn.Module:
     """
     network = network_config(backbone, dims)
     if network.get("encoder_weights"):
+        key = "volume_model" if dims == 3 else "model"
         raise GensegError(
-            f"backbone.model.encoder_weights={network.encoder_weights} would download "
+            f"backbone.{key}.encoder_weights={network.encoder_weights} would download "
             "weights at run time; keep it null and give a local file with backbone.weights=PATH"
         )
     model = instantiate(network)

@@ -26,6 +26,8 @@ log = logging.getLogger("genseg.report")
 RUN_FILES = ("metrics.json", "status.json")
 KEYS = ["dataset", "backbone", "n_labeled", "method"]  # one summary row per combination
 ID_COLUMNS = ["dataset", "n_labeled", "method", "backbone", "seed"]
+# after the metrics: cost, then what a run is (base_method: `method` without its variant)
+TRAILING = ("train_time_s", "variant", "base_method", "run_dir")
 OVERRIDES = "overrides.yaml"  # the command-line overrides a run was trained with
 # overrides that do not make a variant: the identity of a run, the named setups (an experiment or
 # profile fixes the recipe of every method in it), and where things live or how they are shown
@@ -129,6 +131,7 @@ def read_run(run_dir: Path) -> dict[str, Any]:
     except (KeyError, TypeError, ValueError) as err:
         raise _Skip(f"metrics.json incomplete: {type(err).__name__} {err}") from None
     row["variant"] = run_variant(run_dir)
+    row["base_method"] = row["method"]
     row["method"] = method_label(row["method"], row["variant"])
     row["run_dir"] = str(run_dir)
     return row
@@ -162,15 +165,15 @@ def collect_runs(sweep_dir: Path | str) -> tuple[pd.DataFrame, list[SkippedRun]]
             skipped.append(SkippedRun(run_dir, str(err)))
     runs = pd.DataFrame(rows)
     if runs.empty:
-        columns = [*ID_COLUMNS, "test_dice", "test_iou", "variant", "run_dir"]
+        columns = [*ID_COLUMNS, "test_dice", "test_iou", *TRAILING[1:]]
         return pd.DataFrame(columns=columns), skipped
     first = [*ID_COLUMNS, "test_dice", "test_iou"]
     # multi-class: Dice/IoU per class, then HD95
     first += sorted(c for c in runs.columns if c.startswith("test_") and c not in first)
     first = [c for c in first if c != "test_hd95"] + (["test_hd95"] if "test_hd95" in first else [])
     ood = sorted(c for c in runs.columns if c not in first)
-    ood = [c for c in ood if c not in ("train_time_s", "variant", "run_dir")]
-    runs = runs[[*first, *ood, "train_time_s", "variant", "run_dir"]]
+    ood = [c for c in ood if c not in TRAILING]
+    runs = runs[[*first, *ood, *TRAILING]]
     dupes = runs.duplicated(ID_COLUMNS, keep=False)
     if dupes.any():
         log.warning("%d runs share dataset/budget/method/backbone/seed", int(dupes.sum()))

@@ -10,7 +10,7 @@ import pandas as pd
 from genseg_cli.report.collect import KEYS
 
 PAIR_KEYS = ["dataset", "backbone", "n_labeled", "seed"]
-NOT_METRICS = {*KEYS, "seed", "variant", "run_dir"}
+NOT_METRICS = {*KEYS, "seed", "variant", "base_method", "run_dir"}
 
 
 def metric_columns(runs: pd.DataFrame) -> list[str]:
@@ -53,7 +53,10 @@ def paired_differences(runs: pd.DataFrame, reference: str = "baseline") -> pd.Da
     dice = dice_columns(runs)
     if "variant" not in runs.columns:
         runs = runs.assign(variant="")
-    base = runs.method.str.split(" [", n=1, regex=False).str[0]
+    if "base_method" in runs.columns:
+        base = runs.base_method
+    else:  # a table written before collect recorded it (e.g. an older runs.csv)
+        base = runs.method.str.split(" [", n=1, regex=False).str[0]
     ref = runs[base == reference][[*PAIR_KEYS, "variant", "method", *dice]]
     ref = ref.rename(columns={"method": "reference"})
     others = runs[base != reference][[*PAIR_KEYS, "variant", "method", *dice]]
