@@ -25,7 +25,7 @@ from genseg_cli.report.summary import (
     paired,
     paired_differences,
 )
-from genseg_cli.stages.report import main
+from genseg_cli.stages.report import main, rich_table
 from tests.conftest import DATA_DIR
 
 GENSEG = str(Path(sys.executable).parent / "genseg")
@@ -250,3 +250,14 @@ def test_cli_report(sweep: Path):
     assert bad.returncode == 2
     assert "unknown argument 'bogus'" in bad.stderr
     assert "sweep_dir, out, reference, method" in bad.stderr
+
+
+def test_terminal_tables_show_variant_labels_whole():
+    """A variant's brackets are text, not rich markup (which used to swallow them)."""
+    from rich.console import Console
+
+    label = "genseg [mlo.learn_synthetic_weight=true]"
+    frame = pd.DataFrame({"dataset": ["busi"], "method": [label], "Δ test Dice": ["+0.02"]})
+    console = Console(record=True, width=200)
+    console.print(rich_table(frame, "paired differences"))
+    assert label in console.export_text()

@@ -12,6 +12,7 @@ from pathlib import Path
 import pandas as pd
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from genseg_cli.errors import GensegError
 from genseg_cli.report.collect import KEYS, SkippedRun, collect_runs
@@ -104,11 +105,16 @@ def write_latex(frame: pd.DataFrame, path: Path) -> None:
 
 
 def rich_table(frame: pd.DataFrame, title: str) -> Table:
+    """The frame as a terminal table. Cells are plain Text: a variant label such as
+    `genseg [mlo.generator_weights=true]` would otherwise be read as rich markup and vanish."""
     table = Table(title=title)
     for column in frame.columns:
-        table.add_column(column, justify="left" if column in (*KEYS[:2], "method") else "right")
+        left = column in (*KEYS[:2], "method", "reference")
+        table.add_column(
+            column, justify="left" if left else "right", overflow="fold" if left else "ellipsis"
+        )
     for row in frame.itertuples(index=False):
-        table.add_row(*map(str, row))
+        table.add_row(*(Text(str(value)) for value in row))
     return table
 
 
