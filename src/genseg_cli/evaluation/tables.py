@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 
 def class_columns(summary: dict) -> list[str]:
@@ -30,7 +31,8 @@ def results_table(metrics: dict, title: str) -> Table:
     for column in columns:
         table.add_column(column, justify="left" if column == "set" else "right")
     for name, s in sets.items():
-        cells = [name, str(s["n"]), mean_std(s, "dice"), mean_std(s, "iou")]
+        # plain Text: a set named after a user folder such as "[b]scans" is not rich markup
+        cells = [Text(name), str(s["n"]), mean_std(s, "dice"), mean_std(s, "iou")]
         cells += [mean_std(s, f"dice_{c}") for c in classes]
         if with_hd95:
             cells.append(f"{s['hd95_mean']:.2f} ± {s['hd95_std']:.2f}")
