@@ -135,7 +135,8 @@ class GenSeg(SyntheticDataMethod):
         """One step of the upper level along the hypergradient of the validation loss."""
         alphas = self.generator.arch_parameters() if self.arch_optimizer else []
         weights = self.generator.weight_parameters() if self.feedback_optimizer else []
-        lambdas = list(self.learned_weight.parameters()) if self.learned_weight else []
+        learned = self.learned_weight
+        lambdas = list(learned.parameters()) if learned is not None else []
         targets = [*alphas, *weights, *lambdas]
         exact = self.mlo.hypergrad == "second_order"
         problem = LowerProblem(
@@ -144,7 +145,7 @@ class GenSeg(SyntheticDataMethod):
             (images, masks),
             new_masks,
             self.val,
-            self.learned_weight() if self.learned_weight else self.synthetic_weight,
+            learned() if learned is not None else self.synthetic_weight,
             self.runtime.autocast if exact else contextlib.nullcontext,
         )
         self.segmenter.train()
@@ -170,7 +171,7 @@ class GenSeg(SyntheticDataMethod):
             out.update(self.alpha_weights())
         if lambdas:
             out["hypergrad/synthetic_weight"] = float(grads[-1])
-            out["mlo/synthetic_weight"] = self.learned_weight.value
+            out["mlo/synthetic_weight"] = learned.value
         return out
 
     def finish(self, run_dir: Path) -> dict:

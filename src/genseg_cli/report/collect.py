@@ -165,7 +165,7 @@ def collect_runs(sweep_dir: Path | str) -> tuple[pd.DataFrame, list[SkippedRun]]
             skipped.append(SkippedRun(run_dir, str(err)))
     runs = pd.DataFrame(rows)
     if runs.empty:
-        columns = [*ID_COLUMNS, "test_dice", "test_iou", *TRAILING[1:]]
+        columns = [*ID_COLUMNS, "test_dice", "test_iou", *TRAILING]
         return pd.DataFrame(columns=columns), skipped
     first = [*ID_COLUMNS, "test_dice", "test_iou"]
     # multi-class: Dice/IoU per class, then HD95

@@ -53,10 +53,7 @@ def paired_differences(runs: pd.DataFrame, reference: str = "baseline") -> pd.Da
     dice = dice_columns(runs)
     if "variant" not in runs.columns:
         runs = runs.assign(variant="")
-    if "base_method" in runs.columns:
-        base = runs.base_method
-    else:  # a table written before collect recorded it (e.g. an older runs.csv)
-        base = runs.method.str.split(" [", n=1, regex=False).str[0]
+    base = runs.base_method  # the method without its variant (collect_runs writes it)
     ref = runs[base == reference][[*PAIR_KEYS, "variant", "method", *dice]]
     ref = ref.rename(columns={"method": "reference"})
     others = runs[base != reference][[*PAIR_KEYS, "variant", "method", *dice]]
