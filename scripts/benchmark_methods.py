@@ -21,10 +21,13 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
-from genseg_cli.config import compose
+from genseg_cli.core.config import compose
+from genseg_cli.core.runtime import resolve_runtime, seed_everything
+from genseg_cli.data.batches import training_batches
 from genseg_cli.data.run_data import load_run_data
-from genseg_cli.engine.device import resolve_runtime, seed_everything
-from genseg_cli.engine.loop import build_method, training_batches, training_context
+from genseg_cli.data.spec import DataSpec
+from genseg_cli.data.streams import NEW_MASKS
+from genseg_cli.engine.loop import build_method, training_context
 
 METHODS = ["baseline", "separate", "genseg"]
 
@@ -69,7 +72,11 @@ def main() -> None:
         method = build_method(cfg, runtime)
         with tempfile.TemporaryDirectory() as tmp:
             method.prepare(training_context(cfg, data, Path(tmp)))
-        batches = itertools.cycle(training_batches(data.train, cfg, 50, 0, method.needs_new_masks))
+        spec, new_masks = DataSpec.from_config(cfg), NEW_MASKS in method.streams
+        mask_augment = cfg.get("mask_augment")
+        batches = itertools.cycle(
+            training_batches(data.train, spec, 50, 0, cfg.augment, mask_augment, new_masks)
+        )
         steps = args.steps
         if name == "genseg":
             every = int(cfg.mlo.arch_every)

@@ -3,7 +3,7 @@
 import pytest
 from hydra.utils import instantiate
 
-from genseg_cli.config import compose, conf_dir
+from genseg_cli.core.config import compose, conf_dir
 
 GROUPS = ["dataset", "backbone", "method", "augment", "optim", "profile", "trainer", "experiment"]
 OPTIONS = [(g, p.stem) for g in GROUPS for p in sorted((conf_dir() / g).glob("*.yaml"))]

@@ -1,6 +1,6 @@
 """Sweep launchers compose with the parameters a cluster job needs (no Slurm exists here)."""
 
-from genseg_cli.config import compose
+from genseg_cli.core.config import compose
 
 
 def test_slurm_launcher_composes():

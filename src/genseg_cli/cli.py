@@ -9,7 +9,7 @@ import sys
 from rich.console import Console
 
 from genseg_cli import __version__
-from genseg_cli.errors import GensegError
+from genseg_cli.core.errors import GensegError
 
 STAGES = {
     "train": "train a segmenter with a method (baseline, genseg, ...); Hydra overrides, -m sweeps",

@@ -2,27 +2,10 @@ from pathlib import Path
 
 import pytest
 
+from genseg_cli.core.errors import GensegError
 from genseg_cli.data.registry import dataset_names, dataset_root, dataset_spec, require_present
-from genseg_cli.errors import GensegError
+from tests.data.config_names import CONFIGURED, DATASETS, GENERIC
 
-PAPER_DATASETS = {
-    "isic",
-    "ph2",
-    "dermis",
-    "dermquest",
-    "jsrt",
-    "nlm_mc",
-    "nlm_sz",
-    "kvasir",
-    "cvc_clinicdb",
-    "busi",
-    "buid",
-    "fuseg",
-    "fetreg",
-    "icfluid",
-    "hippocampus",
-    "liver",
-}
 REQUIRED_KEYS = {
     "name",
     "task",
@@ -38,11 +21,12 @@ REQUIRED_KEYS = {
 }
 
 
-def test_registry_holds_every_dataset_of_the_paper():
-    assert set(dataset_names()) >= PAPER_DATASETS
+def test_registry_lists_every_configured_dataset_but_the_generic_one():
+    assert GENERIC in CONFIGURED and DATASETS  # the config tree was found and read
+    assert dataset_names() == DATASETS
 
 
-@pytest.mark.parametrize("name", sorted(PAPER_DATASETS | {"folder"}))
+@pytest.mark.parametrize("name", CONFIGURED)
 def test_each_entry_is_complete_and_consistent(name):
     spec = dataset_spec(name)
     assert set(spec.keys()) >= REQUIRED_KEYS

@@ -1,9 +1,9 @@
 import pytest
 from omegaconf import OmegaConf
 
+from genseg_cli.core.errors import GensegError
 from genseg_cli.data.registry import dataset_spec
 from genseg_cli.data.splits import make_splits, n_validation
-from genseg_cli.errors import GensegError
 
 IDS = [f"img{i:03d}" for i in range(247)]
 

@@ -8,19 +8,20 @@ import numpy as np
 import pytest
 import torch
 
-from genseg_cli.config import compose
+from genseg_cli.core.config import compose
+from genseg_cli.core.errors import DataContractError, GensegError
+from genseg_cli.data.augment import instantiate_pipeline
+from genseg_cli.data.dataset import SampleDataset
 from genseg_cli.data.registry import class_names, dataset_spec, mask_channels
 from genseg_cli.data.run_data import load_run_data
+from genseg_cli.data.spec import DataSpec
 from genseg_cli.data.volumes import (
-    VolumeDataset,
     augment_labels,
     load_volumes,
     normalise_intensity,
     read_volume,
     resize_volume,
 )
-from genseg_cli.engine.loop import instantiate_pipeline
-from genseg_cli.errors import DataContractError, GensegError
 
 SHAPE = (32, 48, 32)
 
@@ -57,8 +58,8 @@ def test_inconsistent_mask_channels_are_refused():
 def test_volumes_read_with_their_labels_and_spacing(volumes):
     volume = volumes[0]
     assert volume.image.dtype == np.float32 and volume.image.ndim == 3
-    assert volume.labels.shape == volume.image.shape
-    assert set(np.unique(volume.labels)) == {0, 1, 2}
+    assert volume.mask.shape == volume.image.shape
+    assert set(np.unique(volume.mask)) == {0, 1, 2}
     assert volume.spacing == (1.0, 1.0, 1.0)
 
 
@@ -75,10 +76,12 @@ def test_resizing_keeps_a_label_map(volumes):
 
 def test_dataset_items_are_one_hot_and_augmented_in_step(volumes):
     cfg = compose("train", ["dataset=hippocampus"])
-    transform = instantiate_pipeline(cfg.augment, 0, dims=3)
-    mask_pipeline = instantiate_pipeline(cfg.mask_augment, 1, dims=3)
-    plain = VolumeDataset(volumes, SHAPE, 3)[0]
-    dataset = VolumeDataset(volumes, SHAPE, 3, transform, mask_pipeline, with_new_masks=True)
+    spec = DataSpec.from_config(cfg)
+    assert spec.model_size == SHAPE and spec.mask_channels == 3
+    transform = instantiate_pipeline(cfg.augment, 0, spec)
+    mask_pipeline = instantiate_pipeline(cfg.mask_augment, 1, spec)
+    plain = SampleDataset(volumes, spec)[0]
+    dataset = SampleDataset(volumes, spec, transform, mask_pipeline, with_new_masks=True)
     item = dataset[0]
     assert item["image"].shape == (1, *SHAPE) and item["mask"].shape == (3, *SHAPE)
     for mask in (item["mask"], item["new_mask"]):
@@ -90,7 +93,7 @@ def test_dataset_items_are_one_hot_and_augmented_in_step(volumes):
 
 def test_new_label_maps_keep_the_classes(volumes):
     cfg = compose("train", ["dataset=hippocampus"])
-    pipeline = instantiate_pipeline(cfg.mask_augment, 0, dims=3)
+    pipeline = instantiate_pipeline(cfg.mask_augment, 0, DataSpec.from_config(cfg))
     labels = resize_volume(volumes[0], SHAPE)[1]
     moved = augment_labels(labels, pipeline)
     assert moved.shape == labels.shape and set(moved.unique().tolist()) <= {0, 1, 2}

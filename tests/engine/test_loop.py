@@ -5,10 +5,10 @@ import pandas as pd
 import pytest
 import torch
 
-from genseg_cli.config import compose
-from genseg_cli.engine.device import resolve_runtime
+from genseg_cli.core.config import compose
+from genseg_cli.core.errors import GensegError
+from genseg_cli.core.runtime import resolve_runtime
 from genseg_cli.engine.loop import run_training
-from genseg_cli.errors import GensegError
 
 
 def debug_cfg(*overrides: str):

@@ -8,10 +8,10 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from genseg_cli.config import compose
+from genseg_cli.core.config import compose
+from genseg_cli.core.errors import GensegError
 from genseg_cli.engine.checkpoint import LAST, NonFiniteLossError, TrainingInterrupted
 from genseg_cli.engine.loop import run_training
-from genseg_cli.errors import GensegError
 from tests.conftest import write_pair
 from tests.stages.test_cli import genseg
 

@@ -7,11 +7,13 @@ import pandas as pd
 import pytest
 import torch
 
-from genseg_cli.config import compose
+from genseg_cli.core.config import compose
+from genseg_cli.core.runtime import resolve_runtime
+from genseg_cli.data.batches import training_batches
 from genseg_cli.data.registry import dataset_spec
 from genseg_cli.data.run_data import load_run_data
-from genseg_cli.engine.device import resolve_runtime
-from genseg_cli.engine.loop import build_method, run_training, training_batches, training_context
+from genseg_cli.data.spec import DataSpec
+from genseg_cli.engine.loop import build_method, run_training, training_context
 
 FAST = [
     "profile=debug",
@@ -36,7 +38,8 @@ def prepared(method_name: str, data, tmp_path: Path, *overrides: str):
     cfg = compose("train", [f"method={method_name}", *FAST, "mlo.arch_every=1", *overrides])
     method = build_method(cfg, resolve_runtime("cpu", "fp32", False))
     method.prepare(training_context(cfg, data, tmp_path))
-    batches = iter(training_batches(data.train, cfg, 3, 0, with_new_masks=True))
+    spec, mask_augment = DataSpec.from_config(cfg), cfg.get("mask_augment")
+    batches = iter(training_batches(data.train, spec, 3, 0, cfg.augment, mask_augment, True))
     return method, batches
 
 

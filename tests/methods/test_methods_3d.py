@@ -6,11 +6,13 @@ import pandas as pd
 import pytest
 import torch
 
-from genseg_cli.config import compose
+from genseg_cli.core.config import compose
+from genseg_cli.core.runtime import resolve_runtime
+from genseg_cli.data.batches import training_batches
 from genseg_cli.data.registry import dataset_spec
 from genseg_cli.data.run_data import load_run_data
-from genseg_cli.engine.device import resolve_runtime
-from genseg_cli.engine.loop import build_method, run_training, training_batches, training_context
+from genseg_cli.data.spec import DataSpec
+from genseg_cli.engine.loop import build_method, run_training, training_context
 
 FAST_3D = [
     "dataset=hippocampus",
@@ -40,7 +42,8 @@ def prepared(method_name: str, data, tmp_path, *more: str):
     cfg = compose("train", overrides(method_name, "mlo.arch_every=1", *more))
     method = build_method(cfg, resolve_runtime("cpu", "fp32", False))
     method.prepare(training_context(cfg, data, tmp_path))
-    return method, iter(training_batches(data.train, cfg, 3, 0, with_new_masks=True))
+    spec, mask_augment = DataSpec.from_config(cfg), cfg.get("mask_augment")
+    return method, iter(training_batches(data.train, spec, 3, 0, cfg.augment, mask_augment, True))
 
 
 def test_3d_batches_carry_one_hot_volumes(hippocampus_data, tmp_path):

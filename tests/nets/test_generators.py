@@ -1,21 +1,39 @@
-"""The searchable mask-to-image generator: shapes, alpha bookkeeping, differentiability."""
+"""The searchable mask-to-image generator: shapes, alpha bookkeeping, differentiability.
+
+Most behaviour is checked on images (dims=2) and on volumes (dims=3) by the same test. The
+mixed op itself is tested in test_mixed_conv.py, the CPU 3D convolutions in test_strided_conv.py.
+"""
 
 from __future__ import annotations
-
-import warnings
 
 import pytest
 import torch
 import torch.nn.functional as F
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
+from torch import nn
 from torch.func import functional_call, grad
 
-from genseg_cli.config import conf_dir
-from genseg_cli.nets.discriminators import GANLoss, PatchDiscriminator
-from genseg_cli.nets.generators import MaskToImageGenerator, MixedConv
+from genseg_cli.core.config import conf_dir
+from genseg_cli.nets.discriminators import PatchDiscriminator
+from genseg_cli.nets.generators import MaskToImageGenerator
+from genseg_cli.nets.losses import GANLoss
+from genseg_cli.nets.mixed_conv import MixedConv
 
-GENERATOR_CONFIGS = sorted((conf_dir() / "generator").glob("*.yaml"))
+# The generator configs that build this network (other recipes, e.g. "template", bring their own).
+GENERATOR_CONFIGS = [
+    path
+    for path in sorted((conf_dir() / "generator").glob("*.yaml"))
+    if OmegaConf.select(OmegaConf.load(path), "model._target_")
+    == "genseg_cli.nets.generators.MaskToImageGenerator"
+]
+SHAPE_3D = (16, 24, 16)  # non-cubic: depth from the smallest dim, 16 / 2 -> 3 levels
+DIMS = [2, 3]
+# The layer classes of one dimensionality, which a network of the other must not contain.
+LAYERS_OF = {
+    2: (nn.Conv2d, nn.ConvTranspose2d, nn.BatchNorm2d, nn.InstanceNorm2d),
+    3: (nn.Conv3d, nn.ConvTranspose3d, nn.BatchNorm3d, nn.InstanceNorm3d),
+}
 
 
 def tiny(**kw) -> MaskToImageGenerator:
@@ -26,19 +44,53 @@ def tiny(**kw) -> MaskToImageGenerator:
     return MaskToImageGenerator(**kw)
 
 
+def tiny3d(**kw) -> MaskToImageGenerator:
+    """A volume generator small enough for CPU tests: one-hot 3-class masks in."""
+    kw.setdefault("image_size", SHAPE_3D)
+    kw.setdefault("in_channels", 3)
+    return tiny(**kw)
+
+
+def tiny_of(dims: int, **kw) -> MaskToImageGenerator:
+    return tiny(**kw) if dims == 2 else tiny3d(**kw)
+
+
 def masks(n: int = 2, size: int = 32, seed: int = 0) -> torch.Tensor:
     g = torch.Generator().manual_seed(seed)
     return (torch.rand(n, 1, size, size, generator=g) > 0.5).float()
 
 
-@pytest.mark.parametrize("size", [32, 64, 128])
+def one_hot_volumes(n: int = 1, shape=SHAPE_3D, classes: int = 3, seed: int = 0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    labels = torch.randint(0, classes, (n, *shape), generator=g)
+    return F.one_hot(labels, classes).movedim(-1, 1).float()
+
+
+def masks_for(gen: MaskToImageGenerator, n: int = 2) -> torch.Tensor:
+    """A batch ``gen`` takes: binary square images, or one-hot volumes of its shape."""
+    if gen.dims == 2:
+        return masks(n, gen.spatial_shape[0])
+    return one_hot_volumes(n, gen.spatial_shape, gen.in_channels)
+
+
+@pytest.mark.parametrize("norm", ["batch", "instance"])
 @pytest.mark.parametrize("out_channels", [1, 3])
-def test_output_shape_and_range(size, out_channels):
-    gen = tiny(image_size=size, out_channels=out_channels)
-    out = gen(masks(2, size))
-    assert out.shape == (2, out_channels, size, size)
+@pytest.mark.parametrize(("image_size", "depth"), [(32, 4), (64, 5), (128, 6), (SHAPE_3D, 3)])
+def test_forward_shape_range_and_layer_types(image_size, depth, out_channels, norm):
+    dims = 3 if image_size == SHAPE_3D else 2
+    gen = tiny_of(dims, image_size=image_size, out_channels=out_channels, norm=norm)
+    shape = SHAPE_3D if dims == 3 else (image_size, image_size)
+    assert gen.dims == dims and gen.spatial_shape == shape and gen.depth == depth
+    out = gen(masks_for(gen, 2))
+    assert out.shape == (2, out_channels, *shape)
     assert out.min() >= -1 and out.max() <= 1
     assert out.std() > 0  # not a constant image
+    other_dims = LAYERS_OF[5 - dims]
+    assert not any(isinstance(m, other_dims) for m in gen.modules())
+    conv, conv_t, batch_norm, instance_norm = LAYERS_OF[dims]
+    kinds = {type(m) for m in gen.modules()}
+    assert (batch_norm if norm == "batch" else instance_norm) in kinds
+    assert all(op.dims == dims for _, op in gen._mixed_ops())
 
 
 def test_depth_follows_image_and_bottleneck_size():
@@ -62,6 +114,7 @@ def test_bad_image_size_raises_naming_the_sizes(size, bottleneck):
         ({"up_kernels": ()}, "at least one"),
         ({"down_kernels": (3,), "search_down": True}, "even"),
         ({"norm": "group"}, "batch"),
+        ({"norm": "none"}, "batch"),  # the discriminator's third norm is not the generator's
     ],
 )
 def test_bad_options_raise(kw, match):
@@ -110,34 +163,47 @@ def test_search_down_adds_encoder_alphas():
     assert all(n.startswith("decoder.") for n, _ in unsearched.named_arch_parameters())
 
 
-@pytest.mark.parametrize("transposed", [True, False])
-def test_mixed_conv_equals_weighted_sum_of_candidate_ops(transposed):
+@pytest.mark.parametrize("dims", DIMS)
+def test_init_is_pix2pix(dims):
     torch.manual_seed(0)
-    op = MixedConv(5, 3, (2, 4, 6, 8), transposed=transposed, bias=True).double()
-    with torch.no_grad():
-        op.alpha.copy_(torch.tensor([0.3, -1.0, 0.7, 0.1]))
-        for k in op.kernels:
-            getattr(op, f"bias_k{k}").normal_()
-    x = torch.randn(2, 5, 8, 8, dtype=torch.double)
-    conv = F.conv_transpose2d if transposed else F.conv2d
-    mix = torch.softmax(op.alpha, 0)
-    expected = sum(
-        mix[i] * conv(x, getattr(op, f"weight_k{k}"), getattr(op, f"bias_k{k}"), 2, (k - 2) // 2)
-        for i, k in enumerate(op.kernels)
-    )
-    out = op(x)
-    assert out.shape == ((2, 3, 16, 16) if transposed else (2, 3, 4, 4))
-    torch.testing.assert_close(out, expected)
+    gen = tiny_of(dims, search_down=True, down_kernels=(2, 4), base_width=8)
+    for name, p in gen.named_weight_parameters():
+        if ".post." in name and name.endswith("weight"):  # BatchNorm scales ~ N(1, 0.02)
+            assert (p - 1).abs().max() < 0.2, name
+        elif "weight" in name:  # conv kernels ~ N(0, 0.02), not PyTorch's default uniform
+            assert p.abs().max() < 0.2 and 0.01 < p.std() < 0.03, name
+        else:
+            assert torch.equal(p, torch.zeros_like(p)), name
 
 
-def test_loss_gradient_reaches_every_alpha():
+# Per dims, the generator whose every layer is searched (and, in 3D, without dropout).
+SEARCH_DOWN = {
+    2: {"search_down": True, "down_kernels": (4, 6)},
+    3: {"search_down": True, "down_kernels": (2, 4), "dropout": 0.0},
+}
+
+
+@pytest.mark.parametrize("dims", DIMS)
+def test_loss_gradient_reaches_every_alpha_and_derive_works(dims):
     torch.manual_seed(0)
-    gen = tiny(search_down=True, down_kernels=(4, 6))
-    target = torch.rand(2, 1, 32, 32) * 2 - 1
-    F.l1_loss(gen(masks()), target).backward()
+    gen = tiny_of(dims, **SEARCH_DOWN[dims])
+    names = [n for n, _ in gen.named_arch_parameters()]
+    assert len(gen.arch_parameters()) == len(names) == 2 * gen.depth
+    m = masks_for(gen)
+    target = torch.rand(m.shape[0], 1, *gen.spatial_shape) * 2 - 1
+    F.l1_loss(gen(m), target).backward()
     for name, alpha in gen.named_arch_parameters():
         assert alpha.grad is not None and alpha.grad.abs().sum() > 0, name
     assert all(p.grad is not None for p in gen.weight_parameters())
+    with torch.no_grad():
+        gen.decoder["up1"].op.alpha.copy_(torch.tensor([0.0, 0.0, 2.0]))
+    derived = {d["layer"]: d for d in gen.derive()}
+    assert set(derived) == {f"{kind}{i}" for kind in ("up", "down") for i in range(gen.depth)}
+    assert derived["up1"]["op"] == "convT k8"
+    first_down = SEARCH_DOWN[dims]["down_kernels"][0]
+    assert derived["down0"]["op"] == f"conv k{first_down}"  # tie: the first candidate
+    assert derived["up1"]["candidates"] == ["convT k4", "convT k6", "convT k8"]
+    assert sum(derived["up1"]["weights"]) == pytest.approx(1.0)
 
 
 def test_changing_one_alpha_changes_the_output():
@@ -149,12 +215,19 @@ def test_changing_one_alpha_changes_the_output():
     assert not torch.allclose(before, gen(m))
 
 
-def test_functional_call_with_substituted_alphas_matches_in_place_update():
+@pytest.mark.parametrize(
+    ("dims", "kw"),
+    [(2, {"search_down": True, "down_kernels": (4, 6)}), (3, {"image_size": (8, 16, 8)})],
+)
+def test_functional_call_with_substituted_alphas_matches_in_place_update(dims, kw):
     torch.manual_seed(0)
-    gen = tiny(search_down=True, down_kernels=(4, 6)).eval()
-    m = masks()
+    gen = tiny_of(dims, **kw).eval()
+    m = masks_for(gen)
     new = {n: torch.randn_like(p) for n, p in gen.named_arch_parameters()}
+    with torch.no_grad():
+        uniform = gen(m)
     substituted = functional_call(gen, new, (m,))
+    assert not torch.allclose(substituted, uniform)  # the alphas do steer the output
     with torch.no_grad():
         for name, alpha in gen.named_arch_parameters():
             alpha.copy_(new[name])
@@ -230,47 +303,7 @@ def test_both_config_names_exist():
     assert {p.stem for p in GENERATOR_CONFIGS} >= {"searchable", "pix2pix_fixed"}
 
 
-# --- 3D (volumes) -----------------------------------------------------------------------------
-
-SHAPE_3D = (16, 24, 16)  # non-cubic: depth from the smallest dim, 16 / 2 -> 3 levels
-
-
-def tiny3d(**kw) -> MaskToImageGenerator:
-    """A volume generator small enough for CPU tests: one-hot 3-class masks in."""
-    kw.setdefault("image_size", SHAPE_3D)
-    kw.setdefault("in_channels", 3)
-    return tiny(**kw)
-
-
-def one_hot_volumes(n: int = 1, shape=SHAPE_3D, classes: int = 3, seed: int = 0) -> torch.Tensor:
-    g = torch.Generator().manual_seed(seed)
-    labels = torch.randint(0, classes, (n, *shape), generator=g)
-    return F.one_hot(labels, classes).movedim(-1, 1).float()
-
-
-@pytest.mark.parametrize("norm", ["batch", "instance"])
-def test_3d_forward_shape_range_and_layer_types(norm):
-    gen = tiny3d(norm=norm, out_channels=1)
-    assert gen.dims == 3 and gen.spatial_shape == SHAPE_3D and gen.depth == 3
-    out = gen(one_hot_volumes(2))
-    assert out.shape == (2, 1, *SHAPE_3D)
-    assert out.min() >= -1 and out.max() <= 1 and out.std() > 0
-    kinds = {type(m) for m in gen.modules()}
-    assert not kinds & {torch.nn.Conv2d, torch.nn.ConvTranspose2d, torch.nn.BatchNorm2d}
-    norm_3d = torch.nn.BatchNorm3d if norm == "batch" else torch.nn.InstanceNorm3d
-    assert norm_3d in kinds
-    assert all(op.dims == 3 for _, op in gen._mixed_ops())
-
-
-def test_3d_init_is_pix2pix():
-    gen = tiny3d(search_down=True, down_kernels=(2, 4), base_width=8)
-    for name, p in gen.named_weight_parameters():
-        if ".post." in name and name.endswith("weight"):  # BatchNorm3d scales ~ N(1, 0.02)
-            assert (p - 1).abs().max() < 0.2, name
-        elif "weight" in name:  # conv kernels ~ N(0, 0.02), not PyTorch's default uniform
-            assert p.abs().max() < 0.2 and 0.01 < p.std() < 0.03, name
-        else:
-            assert torch.equal(p, torch.zeros_like(p)), name
+# --- image_size: an int, a 2D shape or a 3D shape ----------------------------------------------
 
 
 def test_2d_generator_from_a_shape_is_the_int_generator():
@@ -309,7 +342,7 @@ def test_non_square_2d_shape():
     ("shape", "bottleneck"),
     [((16, 24, 17), 2), ((24, 24, 24), 2), ((2, 4, 4), 2), ((16, 24, 16), 3), ((48, 48), 2)],
 )
-def test_bad_3d_shape_raises_naming_shape_and_a_fix(shape, bottleneck):
+def test_bad_shape_raises_naming_shape_and_a_fix(shape, bottleneck):
     with pytest.raises(ValueError, match=rf"image_size \({', '.join(map(str, shape))}\)") as err:
         tiny(image_size=shape, bottleneck_size=bottleneck)
     suggested = err.value.args[0].split("e.g. image_size ")[1]
@@ -322,141 +355,3 @@ def test_bad_3d_shape_raises_naming_shape_and_a_fix(shape, bottleneck):
 def test_shape_must_have_two_or_three_dims(size):
     with pytest.raises(ValueError, match="2 / 3 ints"):
         tiny(image_size=size)
-
-
-def test_mixed_conv_rejects_other_dims():
-    with pytest.raises(ValueError, match="dims must be 2"):
-        MixedConv(2, 2, (2, 4), transposed=True, bias=False, dims=1)
-
-
-@pytest.mark.parametrize("transposed", [True, False])
-def test_3d_mixed_conv_equals_weighted_sum_of_candidate_ops(transposed):
-    torch.manual_seed(0)
-    op = MixedConv(3, 2, (2, 4, 6), transposed=transposed, bias=True, dims=3).double()
-    with torch.no_grad():
-        op.alpha.copy_(torch.tensor([0.3, -1.0, 0.7]))
-        for k in op.kernels:
-            getattr(op, f"bias_k{k}").normal_()
-    assert op.weight_k6.shape == ((3, 2, 6, 6, 6) if transposed else (2, 3, 6, 6, 6))
-    x = torch.randn(2, 3, 4, 6, 8, dtype=torch.double)
-    conv = F.conv_transpose3d if transposed else F.conv3d
-    mix = torch.softmax(op.alpha, 0)
-    expected = sum(
-        mix[i] * conv(x, getattr(op, f"weight_k{k}"), getattr(op, f"bias_k{k}"), 2, (k - 2) // 2)
-        for i, k in enumerate(op.kernels)
-    )
-    out = op(x)
-    assert out.shape == ((2, 2, 8, 12, 16) if transposed else (2, 2, 2, 3, 4))
-    torch.testing.assert_close(out, expected)
-    # ... and so is its gradient w.r.t. alpha
-    (g_fused,) = torch.autograd.grad((out**2).sum(), op.alpha)
-    assert g_fused.abs().sum() > 0
-    alpha = op.alpha.detach().clone().requires_grad_()
-    mix = torch.softmax(alpha, 0)
-    expected = sum(
-        mix[i]
-        * conv(
-            x,
-            getattr(op, f"weight_k{k}").detach(),
-            getattr(op, f"bias_k{k}").detach(),
-            2,
-            (k - 2) // 2,
-        )
-        for i, k in enumerate(op.kernels)
-    )
-    (g_separate,) = torch.autograd.grad((expected**2).sum(), alpha)
-    torch.testing.assert_close(g_fused, g_separate)
-
-
-def test_3d_loss_gradient_reaches_every_alpha_and_derive_works():
-    torch.manual_seed(0)
-    gen = tiny3d(search_down=True, down_kernels=(2, 4), dropout=0.0)
-    names = [n for n, _ in gen.named_arch_parameters()]
-    assert len(gen.arch_parameters()) == len(names) == 2 * gen.depth
-    target = torch.rand(1, 1, *SHAPE_3D) * 2 - 1
-    F.l1_loss(gen(one_hot_volumes()), target).backward()
-    for name, alpha in gen.named_arch_parameters():
-        assert alpha.grad is not None and alpha.grad.abs().sum() > 0, name
-    with torch.no_grad():
-        gen.decoder["up1"].op.alpha.copy_(torch.tensor([0.0, 0.0, 2.0]))
-    derived = {d["layer"]: d for d in gen.derive()}
-    assert set(derived) == {f"{kind}{i}" for kind in ("up", "down") for i in range(3)}
-    assert derived["up1"]["op"] == "convT k8"
-    assert derived["down0"]["op"] == "conv k2"
-    assert derived["up1"]["candidates"] == ["convT k4", "convT k6", "convT k8"]
-    assert sum(derived["up1"]["weights"]) == pytest.approx(1.0)
-
-
-def test_3d_functional_call_with_substituted_alphas_matches_in_place_update():
-    torch.manual_seed(0)
-    gen = tiny3d(image_size=(8, 16, 8)).eval()
-    m = one_hot_volumes(shape=(8, 16, 8))
-    new = {n: torch.randn_like(p) for n, p in gen.named_arch_parameters()}
-    with torch.no_grad():
-        uniform = gen(m)
-    substituted = functional_call(gen, new, (m,))
-    assert not torch.allclose(substituted, uniform)  # the alphas do steer the output
-    with torch.no_grad():
-        for name, alpha in gen.named_arch_parameters():
-            alpha.copy_(new[name])
-        in_place = gen(m)
-    torch.testing.assert_close(substituted, in_place)
-
-
-def grads_with_and_without_onednn(loss, params) -> list[list[torch.Tensor]]:
-    """Gradients of ``loss()`` by the default CPU backend, then with oneDNN off (reference)."""
-    out = []
-    for enabled in (True, False):
-        with warnings.catch_warnings():  # flags() warns about TF32 on Intel GPUs
-            warnings.simplefilter("ignore", UserWarning)
-            with torch.backends.mkldnn.flags(enabled=enabled):
-                out.append(list(torch.autograd.grad(loss(), params)))
-    return out
-
-
-@pytest.mark.parametrize("channels_last", [False, True])
-@pytest.mark.parametrize(
-    ("transposed", "c_in", "c_out", "size"),
-    [(True, 16, 4, (4, 6, 4)), (True, 32, 16, (4, 6, 4)), (False, 16, 4, (8, 8, 8))],
-)
-def test_3d_mixed_conv_weight_gradient_is_right_on_small_volumes(
-    transposed, c_in, c_out, size, channels_last
-):
-    # With implicit padding, oneDNN's CPU weight gradient of these 8-kernel convs is inf/NaN
-    # or off by orders of magnitude (also for channels_last_3d inputs, e.g. one_hot().movedim).
-    torch.manual_seed(0)
-    op = MixedConv(c_in, c_out, (4, 6, 8), transposed=transposed, bias=True, dims=3)
-    params = [op.alpha, op.weight_k8, op.weight_k4]
-    for _ in range(3):
-        x = torch.randn(2, c_in, *size)
-        if channels_last:
-            x = x.contiguous(memory_format=torch.channels_last_3d)
-        got, want = grads_with_and_without_onednn(lambda x=x: op(x).sin().sum(), params)
-        for g, w in zip(got, want, strict=True):
-            assert torch.isfinite(g).all()
-            torch.testing.assert_close(g, w, rtol=1e-4, atol=1e-5)
-
-
-def test_3d_generator_weight_gradients_are_right_on_cpu():
-    # Plain (single-kernel) layers are 3D convs too: they need the same care as MixedConv.
-    torch.manual_seed(0)
-    gen = tiny3d(base_width=8, up_kernels=(8,), down_kernels=(8,), dropout=0.0)
-    assert not gen.searchable
-    assert isinstance(gen.decoder["up1"].op, torch.nn.ConvTranspose3d)
-    m = one_hot_volumes(2)  # one_hot().movedim: a channels_last_3d batch
-    target = torch.rand(2, 1, *SHAPE_3D)
-    params = list(gen.parameters())
-    got, want = grads_with_and_without_onednn(lambda: F.l1_loss(gen(m), target), params)
-    for (name, _), g, w in zip(gen.named_parameters(), got, want, strict=True):
-        assert torch.isfinite(g).all(), name
-        torch.testing.assert_close(g, w, rtol=1e-3, atol=1e-6, msg=name)
-
-
-def test_3d_plain_layers_compute_what_nn_conv3d_does():
-    torch.manual_seed(0)
-    gen = tiny3d(up_kernels=(6,), down_kernels=(6,))
-    for block in [*gen.encoder.values(), *gen.decoder.values()]:
-        op = block.op
-        x = torch.randn(1, op.in_channels, 4, 6, 4)
-        base = torch.nn.ConvTranspose3d if op.transposed else torch.nn.Conv3d
-        torch.testing.assert_close(op(x), base.forward(op, x))

@@ -3,8 +3,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from genseg_cli.config import compose, conf_dir
-from genseg_cli.errors import GensegError
+from genseg_cli.core.config import compose, conf_dir
+from genseg_cli.core.errors import GensegError
 from genseg_cli.nets.losses import SegmentationLoss
 from genseg_cli.nets.segmenters import build_segmenter
 

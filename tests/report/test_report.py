@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from genseg_cli.errors import GensegError
+from genseg_cli.core.errors import GensegError
 from genseg_cli.report.collect import collect_runs
 from genseg_cli.report.summary import (
     aggregate,
@@ -39,8 +39,8 @@ def sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """8 debug runs trained for real (2 methods x 2 budgets x 2 seeds) and 3 broken runs."""
     if not (DATA_DIR / "jsrt" / "images").is_dir():
         pytest.skip(f"real datasets not found in {DATA_DIR} (set GENSEG_DATA_DIR)")
-    from genseg_cli.config import compose
-    from genseg_cli.engine.files import write_status
+    from genseg_cli.core.config import compose
+    from genseg_cli.core.files import write_status
     from genseg_cli.engine.loop import run_training
 
     root = tmp_path_factory.mktemp("sweep")

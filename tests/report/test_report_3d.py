@@ -16,8 +16,8 @@ from tests.conftest import DATA_DIR
 def sweep_3d(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if not (DATA_DIR / "hippocampus" / "imagesTr").is_dir():
         pytest.skip("real hippocampus volumes not found")
-    from genseg_cli.config import compose
-    from genseg_cli.engine.files import write_status
+    from genseg_cli.core.config import compose
+    from genseg_cli.core.files import write_status
     from genseg_cli.engine.loop import run_training
 
     root = tmp_path_factory.mktemp("sweep3d")

@@ -1,35 +1,40 @@
-"""The 2D dataset contract, verified before any training and by `genseg data check`.
+"""The dataset contract, verified before any training and by `genseg data check`.
 
-Contract: every image in images/ has exactly one mask in masks/ with the same id; both files are
-readable; image and mask have the same size; masks hold only 0 and 255 (other values are binarised
-at >127 with a warning, not an error).
+2D (images/, masks/): every image has exactly one mask with the same id; both files are readable;
+image and mask have the same size; masks hold only 0 and 255 (other values are binarised at >127
+with a warning, not an error). 3D (MSD: imagesTr/, labelsTr/): every volume has one label map of
+the same shape, with values among background + the dataset's classes. `check_folder` walks the
+pairs of either layout; each codec (`genseg_cli.data.images`, `.volumes`) says how to read one.
 """
 
 from __future__ import annotations
 
+import json
+import logging
 from collections import Counter
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
+from omegaconf import DictConfig
 
-from genseg_cli.data.io import index_folder, open_image, read_mask
-from genseg_cli.data.volumes import index_volumes
-from genseg_cli.errors import DataContractError
+from genseg_cli.core.errors import DataContractError, GensegError
+from genseg_cli.data.registry import class_names
 
 SHOWN_IDS = 10
+log = logging.getLogger(__name__)
 
 
 @dataclass
 class ContractReport:
-    """What `check_dataset` found; `problems` are contract breaks, `warnings` are not."""
+    """What `check_folder` found; `problems` are contract breaks, `warnings` are not."""
 
     root: Path
     n_pairs: int = 0
     orphan_images: list[str] = field(default_factory=list)
     orphan_masks: list[str] = field(default_factory=list)
     unreadable: dict[str, str] = field(default_factory=dict)
-    size_mismatch: dict[str, tuple[tuple[int, int], tuple[int, int]]] = field(default_factory=dict)
+    size_mismatch: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] = field(default_factory=dict)
     nonbinary: dict[str, int] = field(default_factory=dict)
     empty_masks: list[str] = field(default_factory=list)
     modes: Counter = field(default_factory=Counter)
@@ -85,62 +90,110 @@ def _ids(ids: list[str]) -> str:
     return shown + (f" and {len(ids) - SHOWN_IDS} more" if len(ids) > SHOWN_IDS else "")
 
 
-def check_dataset(root: Path) -> ContractReport:
-    """Check every pair of a 2D dataset folder and report what is wrong.
+@dataclass
+class PairFacts:
+    """What the contract needs to know of one readable pair: its modes (2D image modes, or the
+    label values present), image and mask sizes, non-binary mask pixels, whether the mask is
+    empty and its foreground share."""
 
-    >>> report = check_dataset(Path("../shared/datasets/jsrt"))
+    modes: list[str]
+    image_size: tuple[int, ...]
+    mask_size: tuple[int, ...]
+    empty: bool
+    foreground: float
+    nonbinary: int = 0
+
+
+def check_folder(
+    root: Path,
+    images: dict[str, Path],
+    masks: dict[str, Path],
+    inspect: Callable[[Path, Path], PairFacts],
+) -> ContractReport:
+    """Check every pair of a dataset folder (id -> image file, id -> mask file) and report what
+    is wrong; `inspect` reads one pair and raises DataContractError when it cannot.
+
+    >>> report = IMAGES.check(Path("../shared/datasets/jsrt"))
     >>> report.n_pairs, report.problems
     (247, [])
     """
     report = ContractReport(root=root)
-    images, masks = index_folder(root / "images"), index_folder(root / "masks")
     report.orphan_images = sorted(images.keys() - masks.keys())
     report.orphan_masks = sorted(masks.keys() - images.keys())
     for key in sorted(images.keys() & masks.keys()):
         try:
-            image = open_image(images[key])
-            mask_img = open_image(masks[key])
-            mask, nonbinary = read_mask(masks[key])
+            facts = inspect(images[key], masks[key])
         except DataContractError as err:
             report.unreadable[key] = str(err)
             continue
         report.n_pairs += 1
-        report.modes[image.mode] += 1
-        report.sizes[image.size] += 1
-        if image.size != mask_img.size:
-            report.size_mismatch[key] = (image.size, mask_img.size)
-        if nonbinary:
-            report.nonbinary[key] = nonbinary
-        if not mask.any():
+        report.modes.update(facts.modes)
+        report.sizes[facts.image_size] += 1
+        if facts.image_size != facts.mask_size:
+            report.size_mismatch[key] = (facts.image_size, facts.mask_size)
+        if facts.nonbinary:
+            report.nonbinary[key] = facts.nonbinary
+        if facts.empty:
             report.empty_masks.append(key)
-        report.foreground.append(float(mask.mean()))
+        report.foreground.append(facts.foreground)
     return report
 
 
-def check_volumes(root: Path) -> ContractReport:
-    """The MSD contract: imagesTr/<id>.nii.gz and labelsTr/<id>.nii.gz of equal shape.
+GREY_MODES = {"L", "I", "I;16", "1", "P"}
 
-    Labels are multi-class, so `nonbinary` stays empty; `modes` counts the label values present.
-    """
-    import nibabel as nib
 
-    report = ContractReport(root=root)
-    images, labels = index_volumes(root / "imagesTr"), index_volumes(root / "labelsTr")
-    report.orphan_images = sorted(images.keys() - labels.keys())
-    report.orphan_masks = sorted(labels.keys() - images.keys())
-    for key in sorted(images.keys() & labels.keys()):
-        try:
-            image_shape = nib.load(images[key]).shape
-            label = np.asarray(nib.load(labels[key]).dataobj)
-        except Exception as err:  # nibabel raises many types for broken files
-            report.unreadable[key] = f"cannot read {images[key].name}/{labels[key].name}: {err}"
-            continue
-        report.n_pairs += 1
-        report.sizes[tuple(image_shape[:3])] += 1
-        report.modes.update(f"label {int(v)}" for v in np.unique(label))
-        if image_shape[:3] != label.shape[:3]:
-            report.size_mismatch[key] = (tuple(image_shape[:3]), tuple(label.shape[:3]))
-        if not label.any():
-            report.empty_masks.append(key)
-        report.foreground.append(float((label > 0).mean()))
-    return report
+def check_channels(entry: DictConfig, modes: dict[Hashable, int], root: Path) -> None:
+    """Refuse colour images for a grey dataset and grey images for a colour one."""
+    grey = sum(n for mode, n in modes.items() if mode in GREY_MODES)
+    colour = sum(modes.values()) - grey
+    if entry.channels == 1 and colour:
+        raise GensegError(
+            f"{root}: {colour} images are colour but dataset.channels=1; set "
+            f"dataset.channels=3 or convert the images to grey"
+        )
+    if entry.channels == 3 and grey:
+        raise GensegError(
+            f"{root}: {grey} images are grey but dataset.channels=3; set "
+            f"dataset.channels=1 or convert the images to RGB"
+        )
+
+
+def check_label_values(entry: DictConfig, values: dict[Hashable, int], root: Path) -> None:
+    """Refuse label maps with values beyond background + the dataset's classes."""
+    allowed = {f"label {i}" for i in range(len(class_names(entry)) + 1)}
+    extra = sorted(set(values) - allowed)
+    if extra:
+        raise DataContractError(
+            f"{root}/labelsTr: values {', '.join(v.split()[1] for v in extra)} are not among "
+            f"0..{len(allowed) - 1} (background + classes {class_names(entry)}); fix the label "
+            "maps or list the extra classes in dataset.classes"
+        )
+
+
+def check_msd_labels(entry: DictConfig, root: Path) -> None:
+    """When the MSD dataset.json is there, its label list must match the registry's classes
+    (a different count would mis-size every network; different names only get a warning)."""
+    path = root / "dataset.json"
+    if not path.is_file():
+        return
+    try:
+        labels = json.loads(path.read_text()).get("labels")
+    except (OSError, json.JSONDecodeError, AttributeError) as err:
+        raise DataContractError(f"{path}: unreadable ({err}); fix or remove it") from err
+    if not isinstance(labels, dict):
+        return
+    # MSD: {"0": "background", "1": "Anterior"}; nnU-Net v2: {"background": 0, "Anterior": 1}
+    by_value = (
+        {int(k): str(v) for k, v in labels.items()}
+        if all(str(k).isdigit() for k in labels)
+        else {int(v): str(k) for k, v in labels.items()}
+    )
+    names = [by_value[v] for v in sorted(by_value) if v != 0]
+    expected = class_names(entry)
+    if len(names) != len(expected):
+        raise DataContractError(
+            f"{path} lists {len(names)} foreground labels {names} but dataset '{entry.name}' "
+            f"has classes {expected}; set dataset.classes (and mask_channels) to match"
+        )
+    if [n.lower() for n in names] != [n.lower() for n in expected]:
+        log.warning("%s: labels %s are named %s in the registry", path, names, expected)

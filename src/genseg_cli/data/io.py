@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from genseg_cli.errors import DataContractError
+from genseg_cli.core.errors import DataContractError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 MODES = {1: "L", 3: "RGB"}

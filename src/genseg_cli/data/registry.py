@@ -14,8 +14,8 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from genseg_cli.config import conf_dir
-from genseg_cli.errors import GensegError
+from genseg_cli.core.config import conf_dir
+from genseg_cli.core.errors import GensegError
 
 GENERIC = "folder"
 

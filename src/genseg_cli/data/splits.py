@@ -4,28 +4,32 @@ Ids are sorted before any shuffling, so splits never depend on directory listing
 split depends only on the dataset (its official split, or a fixed share of ids drawn with a
 seed derived from the dataset name); the labeled train + validation ids are drawn from the
 remaining pool with the run's seed. For one seed, smaller budgets are prefixes of larger ones
-(9 within 35 within 175), so label-efficiency curves compare nested sets.
+(9 within 35 within 175), so label-efficiency curves compare nested sets. The unlabeled ids are
+the pool images outside the labeled ones (their masks are never read), taken in the same seeded
+order, so a smaller `n_unlabeled` is a prefix of a larger one; never a test id.
 """
 
 from __future__ import annotations
 
 import zlib
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 from omegaconf import DictConfig
 
-from genseg_cli.errors import GensegError
+from genseg_cli.core.errors import GensegError
 
 
 @dataclass(frozen=True)
 class Splits:
-    """Ids of one run: labeled train and validation, the fixed test set, and the labeled pool."""
+    """Ids of one run: labeled train and validation, the fixed test set, the labeled pool, and
+    the pool images used without their labels."""
 
     train: list[str]
     val: list[str]
     test: list[str]
     pool: list[str]
+    unlabeled: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, list[str]]:
         return asdict(self)
@@ -75,6 +79,13 @@ def n_validation(n_labeled: int, val_fraction: float) -> int:
     return min(max(1, round(n_labeled * val_fraction)), n_labeled - 1)
 
 
+def pool_order(pool: list[str], seed: int, dataset: str) -> list[str]:
+    """The sorted pool in the run's seeded order: labeled ids first, then unlabeled ones."""
+    pool = sorted(pool)
+    order = np.random.default_rng([seed, _name_seed(dataset)]).permutation(len(pool))
+    return [pool[i] for i in order]
+
+
 def draw_labeled(
     pool: list[str], n_labeled: int, seed: int, val_fraction: float, dataset: str
 ) -> tuple[list[str], list[str]]:
@@ -89,11 +100,27 @@ def draw_labeled(
             f"n_labeled={n_labeled} exceeds the labeled pool of '{dataset}' "
             f"({len(pool)} images outside the fixed test split); the maximum is {len(pool)}"
         )
-    pool = sorted(pool)
-    order = np.random.default_rng([seed, _name_seed(dataset)]).permutation(len(pool))
     n_train = n_labeled - n_validation(n_labeled, val_fraction)
-    chosen = [pool[i] for i in order[:n_labeled]]
+    chosen = pool_order(pool, seed, dataset)[:n_labeled]
     return sorted(chosen[:n_train]), sorted(chosen[n_train:])
+
+
+def draw_unlabeled(
+    pool: list[str], n_labeled: int, n_unlabeled: int | None, seed: int, dataset: str
+) -> list[str]:
+    """Pool ids after the labeled ones in the seeded order: all of them (None) or the first
+    `n_unlabeled` (0: none)."""
+    rest = pool_order(pool, seed, dataset)[n_labeled:]
+    if n_unlabeled is None:
+        return sorted(rest)
+    if n_unlabeled < 0:
+        raise GensegError(f"n_unlabeled={n_unlabeled} must be 0 or more (null: every pool image)")
+    if n_unlabeled > len(rest):
+        raise GensegError(
+            f"n_unlabeled={n_unlabeled} exceeds the {len(rest)} unlabeled pool images of "
+            f"'{dataset}' with n_labeled={n_labeled}; the maximum is {len(rest)} (null: all)"
+        )
+    return sorted(rest[:n_unlabeled])
 
 
 def make_splits(
@@ -103,6 +130,7 @@ def make_splits(
     seed: int,
     val_fraction: float,
     split_table: dict[str, str] | None = None,
+    n_unlabeled: int | None = 0,
 ) -> Splits:
     """All splits of one run.
 
@@ -113,4 +141,5 @@ def make_splits(
     """
     pool, test = fixed_test_split(ids, spec, split_table)
     train, val = draw_labeled(pool, n_labeled, seed, val_fraction, spec.name)
-    return Splits(train=train, val=val, test=test, pool=pool)
+    unlabeled = draw_unlabeled(pool, n_labeled, n_unlabeled, seed, spec.name)
+    return Splits(train=train, val=val, test=test, pool=pool, unlabeled=unlabeled)

@@ -1,41 +1,38 @@
-"""3D image/label volumes (MSD layout) and the torch Dataset that feeds them to a network.
+"""3D image/label volumes: the MSD layout (imagesTr/, labelsTr/), NIfTI files, MONAI
+augmentation, and resampling to the network's input shape.
 
-The 3D twin of `genseg_cli.data.dataset`: volumes are read with nibabel, intensities mapped to
+The 3D twin of `genseg_cli.data.images`: volumes are read with nibabel, intensities mapped to
 [-1, 1] (the generator's tanh range) by per-volume percentiles, and each volume is resampled
 once to the network's input shape (`dataset.volume_shape`, trilinear for images, nearest for
-labels) and kept in memory. Items have the same keys as 2D items; masks are one-hot over
-background + classes, so generators, losses and metrics see the label map as channels.
+labels) and kept in memory. Masks are one-hot over background + classes, so generators, losses
+and metrics see the label map as channels.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch.utils.data import Dataset
+from omegaconf import DictConfig
 
-from genseg_cli.errors import DataContractError
+from genseg_cli.core.errors import DataContractError
+from genseg_cli.data.contract import (
+    ContractReport,
+    PairFacts,
+    check_label_values,
+    check_msd_labels,
+)
+from genseg_cli.data.samples import Sample, SampleCodec
+from genseg_cli.data.writers import VolumeWriter, write_nifti
+
+if TYPE_CHECKING:
+    from genseg_cli.data.spec import DataSpec
 
 NIFTI_SUFFIXES = (".nii.gz", ".nii")
-
-
-@dataclass
-class Volume:
-    """One volume at original resolution: intensities (float32), labels (uint8), voxel spacing."""
-
-    id: str
-    image: np.ndarray
-    labels: np.ndarray
-    spacing: tuple[float, ...]
-
-    @property
-    def mask(self) -> np.ndarray:
-        """The label map, under the name 2D pairs use (shapes, nearest-real lookups)."""
-        return self.labels
 
 
 def volume_id(path: Path) -> str:
@@ -79,14 +76,14 @@ def read_volume(path: Path) -> tuple[np.ndarray, tuple[float, ...]]:
     return data, tuple(float(z) for z in image.header.get_zooms()[:3])
 
 
-def load_volumes(root: Path, ids: Sequence[str]) -> list[Volume]:
+def load_volumes(root: Path, ids: Sequence[str]) -> list[Sample]:
     """Read the volumes `ids` of an MSD-layout folder (imagesTr/, labelsTr/)."""
     images, labels = index_volumes(root / "imagesTr"), index_volumes(root / "labelsTr")
     volumes = []
     for i in ids:
         image, spacing = read_volume(images[i])
         label, _ = read_volume(labels[i])
-        volumes.append(Volume(i, image.astype(np.float32), label.astype(np.uint8), spacing))
+        volumes.append(Sample(i, image.astype(np.float32), label.astype(np.uint8), spacing))
     return volumes
 
 
@@ -101,10 +98,10 @@ def normalise_intensity(image: np.ndarray, low: float = 0.5, high: float = 99.5)
     return (scaled * 2 - 1).astype(np.float32)
 
 
-def resize_volume(volume: Volume, shape: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
+def resize_volume(volume: Sample, shape: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
     """Image (1 x shape float in [-1, 1], trilinear) and labels (shape, int64, nearest)."""
     image = torch.from_numpy(normalise_intensity(volume.image))[None, None]
-    labels = torch.from_numpy(volume.labels.astype(np.int64))[None, None].float()
+    labels = torch.from_numpy(volume.mask.astype(np.int64))[None, None].float()
     size = tuple(int(s) for s in shape)
     image = F.interpolate(image, size=size, mode="trilinear", align_corners=False)[0]
     labels = F.interpolate(labels, size=size, mode="nearest")[0, 0].long()
@@ -133,48 +130,122 @@ def augment_labels(labels: torch.Tensor, pipeline: LabelTransform | None) -> tor
     return plain_tensor(moved)[0].round().long()
 
 
-class VolumeDataset(Dataset):
-    """Volumes at network shape, optionally augmented (MONAI dictionary transforms on "image"
-    and "label" together); items match `SegmentationDataset`'s keys.
+class VolumeCodec(SampleCodec):
+    """3D volumes: NIfTI images (float32 D x H x W) with label maps (uint8, 0..n classes).
 
-    >>> ds = VolumeDataset(volumes, shape=(32, 48, 32), mask_channels=3)
-    >>> ds[0]["image"].shape, ds[0]["mask"].shape
+    >>> item = SampleDataset(load_volumes(root, ["hippocampus_001"]), spec)[0]
+    >>> item["image"].shape, item["mask"].shape
     (torch.Size([1, 32, 48, 32]), torch.Size([3, 32, 48, 32]))
     """
 
-    def __init__(
-        self,
-        volumes: list[Volume],
-        shape: Sequence[int],
-        mask_channels: int,
-        transform: LabelTransform | None = None,
-        mask_pipeline: LabelTransform | None = None,
-        with_new_masks: bool = False,
-    ):
-        if mask_channels < 2:
-            raise ValueError("3D masks are one-hot over background + classes: mask_channels >= 2")
-        self.ids = [v.id for v in volumes]
-        self.items = [resize_volume(v, shape) for v in volumes]
-        self.mask_channels = mask_channels
-        self.transform = transform
-        self.mask_pipeline = mask_pipeline
-        self.with_new_masks = with_new_masks
+    dims = 3
+    folders = ("imagesTr", "labelsTr")
+    pipeline_key = "volume_pipeline"
+    mask_kind = "label_map"
+    inputs = f"NIfTI volumes ({', '.join(NIFTI_SUFFIXES)})"
 
-    def __len__(self) -> int:
-        return len(self.items)
+    def index(self, folder: Path) -> dict[str, Path]:
+        return index_volumes(folder)
 
-    def __getitem__(self, index: int) -> dict:
-        image, labels = self.items[index]
-        if self.transform is not None:
-            out = self.transform({"image": image.clone(), "label": labels[None].float()})
-            image = plain_tensor(out["image"]).float()
-            labels = plain_tensor(out["label"])[0].round().long()
-        item = {
-            "image": image.contiguous(),
-            "mask": one_hot(labels, self.mask_channels),
-            "id": self.ids[index],
+    def count_pairs(self, root: Path) -> int:
+        return len(list((root / self.folders[0]).glob("*.nii.gz")))
+
+    def inspect(self, image: Path, mask: Path) -> PairFacts:
+        import nibabel as nib
+
+        try:
+            image_shape = nib.load(image).shape
+            labels = np.asarray(nib.load(mask).dataobj)
+        except Exception as err:  # nibabel raises many types for broken files
+            raise DataContractError(f"cannot read {image.name}/{mask.name}: {err}") from err
+        return PairFacts(
+            modes=[f"label {int(v)}" for v in np.unique(labels)],
+            image_size=tuple(image_shape[:3]),
+            mask_size=tuple(labels.shape[:3]),
+            empty=not labels.any(),
+            foreground=float((labels > 0).mean()),
+        )
+
+    def check_entry(
+        self, entry: DictConfig, report: ContractReport, root: Path, check_modes: bool
+    ) -> None:
+        check_label_values(entry, report.modes, root)
+        check_msd_labels(entry, root)
+
+    def folder_entry(self, run_entry: DictConfig) -> DictConfig:
+        # a folder's label maps must hold the run's own classes
+        return run_entry
+
+    def load(self, root: Path, ids: Sequence[str], channels: int) -> list[Sample]:
+        return load_volumes(root, ids)
+
+    def input_files(self, folder: Path) -> list[Path]:
+        return sorted(index_volumes(folder).values()) if folder.is_dir() else []
+
+    def read_input(self, path: Path, spec: DataSpec) -> Sample:
+        image, spacing = read_volume(path)
+        labels = np.zeros(image.shape, np.uint8)  # never read: prediction only needs the image
+        return Sample(volume_id(path), image.astype(np.float32), labels, spacing)
+
+    def write_prediction(
+        self, prediction: np.ndarray, sample: Sample, source: Path, out: Path
+    ) -> None:
+        """A uint8 label map named like its input, with the input's affine and header."""
+        import nibabel as nib
+
+        original = nib.load(source)
+        write_nifti(
+            out / source.name, prediction.astype(np.uint8), original.affine, original.header
+        )
+
+    def writer(self, out: Path, fmt: str, spec: DataSpec) -> VolumeWriter:
+        return VolumeWriter(out, fmt, spec.image_channels, spec.class_names)
+
+    def model_contract(self, spec: DataSpec) -> dict:
+        channels, spatial = spec.image_channels, " x ".join(str(s) for s in spec.spatial)
+        classes = ["background", *spec.class_names]
+        return {
+            "input": f"float32 N x {channels} x {spatial}: each volume clipped to its own "
+            "0.5-99.5th intensity percentiles, mapped linearly to [-1, 1], resized (trilinear)",
+            "output": f"float32 N x {len(classes)} x {spatial} logits; resized (trilinear) to "
+            "the volume's shape, argmax over channels is the label map (index into classes)",
+            "classes": classes,
         }
-        if self.with_new_masks:
-            new_labels = augment_labels(self.items[index][1], self.mask_pipeline)
-            item["new_mask"] = one_hot(new_labels, self.mask_channels)
-        return item
+
+    def validate(self, spec: DataSpec) -> None:
+        if spec.mask_channels < 2:
+            raise ValueError("3D masks are one-hot over background + classes: mask_channels >= 2")
+
+    def model_pair(self, sample: Sample, spec: DataSpec) -> tuple[torch.Tensor, torch.Tensor]:
+        return resize_volume(sample, spec.spatial)
+
+    def model_target(self, sample: Sample, shape: Sequence[int]) -> np.ndarray:
+        return resize_volume(sample, shape)[1].numpy()
+
+    def augment(
+        self, image: torch.Tensor, mask: torch.Tensor, transform: LabelTransform
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        out = transform({"image": image.clone(), "label": mask[None].float()})
+        return plain_tensor(out["image"]).float(), plain_tensor(out["label"])[0].round().long()
+
+    def image_tensor(self, image: torch.Tensor) -> torch.Tensor:
+        return image.contiguous()
+
+    def mask_tensor(self, mask: torch.Tensor, spec: DataSpec) -> torch.Tensor:
+        return one_hot(mask, spec.mask_channels)
+
+    def new_mask(
+        self, mask: torch.Tensor, pipeline: LabelTransform | None, spec: DataSpec
+    ) -> torch.Tensor:
+        # nearest resampling keeps the labels; the clamp only guards one_hot against a pipeline
+        # configured with another interpolation
+        return augment_labels(mask, pipeline).clamp(0, spec.mask_channels - 1)
+
+    def mask_array(self, mask: torch.Tensor) -> np.ndarray:
+        return mask.numpy().astype(np.uint8)
+
+    def seed_pipeline(self, pipeline: Any, seed: int) -> None:
+        pipeline.set_random_state(seed=seed)
+
+
+VOLUMES = VolumeCodec()

@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from genseg_cli.engine.files import write_json
-from genseg_cli.errors import GensegError
+from genseg_cli.core.errors import GensegError
+from genseg_cli.core.files import write_json
 
 NNUNET_NAME = re.compile(r"^Dataset\d{3}_[A-Za-z0-9_-]+$")
 FORMATS = ("standard", "nnunet")

@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from genseg_cli.engine.files import save_torch
-from genseg_cli.errors import GensegError
+from genseg_cli.core.errors import GensegError
+from genseg_cli.core.files import save_torch
 from genseg_cli.methods.base import Method
 
 LAST = "checkpoints/last.pt"

@@ -13,13 +13,14 @@ import pandas as pd
 import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
-from torch.utils.data import DataLoader, RandomSampler
 
-from genseg_cli.data.dataset import Pair
-from genseg_cli.data.registry import class_names
+from genseg_cli.core.files import save_torch, write_csv, write_json
+from genseg_cli.core.progress import training_progress
+from genseg_cli.core.runtime import Runtime, resolve_runtime, seed_everything
+from genseg_cli.data.batches import preview_masks, training_batches, whole_set
 from genseg_cli.data.run_data import RunData, load_run_data
-from genseg_cli.data.samples import make_dataset, model_size
-from genseg_cli.data.volumes import Volume
+from genseg_cli.data.spec import DataSpec
+from genseg_cli.data.streams import LABELLED, NEW_MASKS
 from genseg_cli.engine.checkpoint import (
     Progress,
     TrainingInterrupted,
@@ -28,9 +29,6 @@ from genseg_cli.engine.checkpoint import (
     save_last,
     set_rng_state,
 )
-from genseg_cli.engine.device import Runtime, resolve_runtime, seed_everything
-from genseg_cli.engine.files import save_torch, write_csv, write_json
-from genseg_cli.engine.progress import training_progress
 from genseg_cli.engine.tensorboard import ScalarLog
 from genseg_cli.evaluation.evaluate import evaluate_model, summarise
 from genseg_cli.evaluation.metrics import batch_dice
@@ -55,80 +53,23 @@ def build_method(cfg: DictConfig, runtime: Runtime) -> Method:
     )
 
 
-def instantiate_pipeline(node: DictConfig | None, seed: int, dims: int = 2):
-    """An augmentation pipeline from config, seeded (it keeps its own generator), or None:
-    `node.pipeline` (albumentations) in 2D, `node.volume_pipeline` (MONAI) in 3D."""
-    key = "volume_pipeline" if dims == 3 else "pipeline"
-    if not node or not node.get(key):
-        return None
-    pipeline = instantiate(node[key], _convert_="all")  # albumentations wants plain lists
-    if hasattr(pipeline, "set_random_seed"):
-        pipeline.set_random_seed(seed)
-    else:
-        pipeline.set_random_state(seed=seed)
-    return pipeline
-
-
-def training_batches(
-    pairs: list[Pair] | list[Volume],
-    cfg: DictConfig,
-    steps: int,
-    seed: int,
-    with_new_masks: bool = False,
-    augment: bool = True,
-) -> DataLoader:
-    """`steps` batches sampled with replacement from the train pairs, augmented unless
-    `augment` is False; with `with_new_masks`, each item also carries a new mask made by the
-    mask_augment pipeline."""
-    dims = int(cfg.dataset.dims)
-    dataset = make_dataset(
-        pairs,
-        cfg,
-        instantiate_pipeline(cfg.augment, seed, dims) if augment else None,
-        mask_pipeline=instantiate_pipeline(cfg.get("mask_augment"), seed + 1, dims),
-        with_new_masks=with_new_masks,
-    )
-    generator = torch.Generator().manual_seed(seed)
-    sampler = RandomSampler(
-        dataset, replacement=True, num_samples=steps * cfg.data.batch_size, generator=generator
-    )
-    return DataLoader(
-        dataset,
-        batch_size=cfg.data.batch_size,
-        sampler=sampler,
-        num_workers=cfg.data.num_workers,
-        drop_last=True,
-    )
-
-
-def whole_set(pairs: list[Pair] | list[Volume], cfg: DictConfig) -> dict[str, torch.Tensor]:
-    """All pairs at model resolution as one batch (validation, references for previews)."""
-    items = make_dataset(pairs, cfg)
-    return {k: torch.stack([items[i][k] for i in range(len(items))]) for k in ("image", "mask")}
-
-
-def preview_masks(pairs: list[Pair] | list[Volume], cfg: DictConfig, n: int = 4) -> torch.Tensor:
-    """Fixed new masks, made from the first `n` train masks, for before/after pictures."""
-    pipeline = instantiate_pipeline(cfg.get("mask_augment"), int(cfg.seed) + 2, cfg.dataset.dims)
-    items = make_dataset(pairs[:n], cfg, mask_pipeline=pipeline, with_new_masks=True)
-    return torch.stack([items[i]["new_mask"] for i in range(len(items))])
-
-
 def training_context(cfg: DictConfig, data: RunData, run_dir: Path) -> TrainingContext:
-    seed, size = int(cfg.seed), model_size(cfg)
+    seed, spec = int(cfg.seed), DataSpec.from_config(cfg)
     key = {
         "dataset": cfg.dataset.name,
         "train": data.splits.train,
-        "size": size,
+        "size": spec.model_size,
         "seed": seed,
         "channels": int(cfg.dataset.channels),
     }
     return TrainingContext(
         run_dir=run_dir,
-        train_batch=whole_set(data.train, cfg),
-        val_batch=whole_set(data.val, cfg),
-        preview_masks=preview_masks(data.train, cfg),
-        real_batches=lambda n: training_batches(data.train, cfg, n, seed + 3),
+        train_batch=whole_set(data.train, spec),
+        val_batch=whole_set(data.val, spec),
+        preview_masks=preview_masks(data.train, spec, cfg.get("mask_augment"), seed + 2),
+        real_batches=lambda n: training_batches(
+            data.train, spec, n, seed + 3, cfg.augment, cfg.get("mask_augment")
+        ),
         cache_key=hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16],
     )
 
@@ -163,7 +104,13 @@ def fit(cfg: DictConfig, method: Method, data: RunData, run_dir: Path) -> dict:
     steps, tcfg = int(cfg.trainer.steps), cfg.trainer
     batches = iter(
         training_batches(
-            data.train, cfg, steps, int(cfg.seed), method.needs_new_masks, method.augment_real
+            data.train,
+            DataSpec.from_config(cfg),
+            steps,
+            int(cfg.seed),
+            cfg.augment if LABELLED in method.streams else None,
+            cfg.get("mask_augment"),
+            NEW_MASKS in method.streams,
         )
     )
     progress_state = Progress()
@@ -235,18 +182,17 @@ def write_history(run_dir: Path, history: pd.DataFrame) -> None:
 def evaluate_run(cfg: DictConfig, method: Method, data: RunData, run_dir: Path) -> dict:
     """Score the best checkpoint on test and OOD sets; write per_image.csv; return summaries."""
     method.segmenter.load_state_dict(torch.load(run_dir / BEST, map_location="cpu")["model"])
-    sets = {"test": data.test, **data.ood}
+    spec, sets = DataSpec.from_config(cfg), {"test": data.test, **data.ood}
     frames, summary = [], {}
-    for name, pairs in sets.items():
+    for name, samples in sets.items():
         scores = evaluate_model(
             method.segmenter,
-            pairs,
-            model_size(cfg),
+            samples,
+            spec,
             method.runtime,
             cfg.evaluation.resolution,
             cfg.evaluation.threshold,
             cfg.evaluation.batch_size,
-            class_names(cfg.dataset),
         )
         summary[name] = summarise(scores)
         frames.append(scores.assign(set=name))
@@ -260,8 +206,8 @@ def run_training(cfg: DictConfig, run_dir: Path) -> dict:
     seed_everything(int(cfg.seed))
     if cfg.trainer.get("num_threads"):
         torch.set_num_threads(int(cfg.trainer.num_threads))
-    # channels_last is a 2D (NCHW) layout; 3D networks keep the default one
-    channels_last = bool(cfg.trainer.channels_last) and int(cfg.dataset.dims) == 2
+    spec = DataSpec.from_config(cfg)
+    channels_last = bool(cfg.trainer.channels_last) and spec.supports_channels_last
     runtime = resolve_runtime(cfg.trainer.device, cfg.trainer.precision, channels_last)
     data = load_run_data(
         cfg.dataset,
@@ -294,7 +240,7 @@ def run_training(cfg: DictConfig, run_dir: Path) -> dict:
             "n_labeled": int(cfg.n_labeled),
             "seed": int(cfg.seed),
             "steps": int(cfg.trainer.steps),
-            "image_size": model_size(cfg),
+            "image_size": spec.model_size,
             "device": str(runtime.device),
             "precision": runtime.precision,
             "resolution": cfg.evaluation.resolution,

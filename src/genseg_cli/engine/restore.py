@@ -7,26 +7,28 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
+from genseg_cli.core.errors import GensegError
+from genseg_cli.core.runtime import Runtime, resolve_runtime
 from genseg_cli.data.registry import mask_channels
-from genseg_cli.data.samples import model_size
-from genseg_cli.engine.device import Runtime, resolve_runtime
-from genseg_cli.errors import GensegError
+from genseg_cli.data.spec import DataSpec
+from genseg_cli.generators.base import GeneratorShape, build_recipe, mask_size
 from genseg_cli.nets.segmenters import build_segmenter
 
 
 @dataclass
 class TrainedRun:
-    """A finished run: its composed config, splits and best-validation segmenter (eval mode)."""
+    """A finished run: its composed config, splits, best-validation segmenter (eval mode) and
+    the data spec its networks were built for."""
 
     run_dir: Path
     cfg: DictConfig
     splits: dict[str, list[str]]
     segmenter: nn.Module
     runtime: Runtime
+    spec: DataSpec
 
 
 def run_status(run_dir: Path) -> str:
@@ -59,16 +61,16 @@ def load_run(run_dir: str | Path, device: str = "auto") -> TrainedRun:
         if not (run_dir / name).is_file():
             raise GensegError(f"run {run_dir} lacks {name}; was it written by genseg train?")
     cfg = OmegaConf.load(run_dir / "config.yaml")
-    dims = int(cfg.dataset.dims)
+    spec = DataSpec.from_config(cfg)
     runtime = resolve_runtime(
-        device, cfg.trainer.precision, cfg.trainer.channels_last and dims == 2
+        device, cfg.trainer.precision, cfg.trainer.channels_last and spec.supports_channels_last
     )
-    segmenter = build_segmenter(OmegaConf.merge(cfg.backbone, {"weights": None}), dims)
+    segmenter = build_segmenter(OmegaConf.merge(cfg.backbone, {"weights": None}), spec.dims)
     state = torch.load(run_dir / "checkpoints" / "best.pt", map_location="cpu")
     segmenter.load_state_dict(state["model"])
     segmenter = runtime.prepare(segmenter).eval()
     splits = json.loads((run_dir / "splits.json").read_text())
-    return TrainedRun(run_dir, cfg, splits, segmenter, runtime)
+    return TrainedRun(run_dir, cfg, splits, segmenter, runtime, spec)
 
 
 def load_generator(run: TrainedRun) -> nn.Module:
@@ -80,11 +82,10 @@ def load_generator(run: TrainedRun) -> nn.Module:
             "use a run of method=separate or method=genseg"
         )
     state = torch.load(path, map_location="cpu")
-    generator = instantiate(
-        state["config"]["model"],
-        in_channels=mask_channels(run.cfg.dataset),
-        out_channels=int(run.cfg.dataset.channels),
-        image_size=model_size(run.cfg),
-    )
-    generator.load_state_dict(state["generator"])
-    return generator.to(run.runtime.device).eval()
+    dataset = run.cfg.dataset
+    size = mask_size(run.spec.model_size)
+    shape = GeneratorShape(mask_channels(dataset), int(dataset.channels), size)
+    # lr 0: nothing is trained here; the recipe's optimisers only exist because it owns them
+    recipe = build_recipe(OmegaConf.create(state["config"]), shape, run.runtime, lr=0.0)
+    recipe.load_networks(state)
+    return recipe.generator.eval()

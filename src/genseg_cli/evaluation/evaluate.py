@@ -1,12 +1,13 @@
-"""Scoring a trained segmenter on a set of pairs: per-image Dice/IoU and their summary.
+"""Scoring a trained segmenter on a set of samples: per-sample Dice/IoU and their summary.
 
-2D pairs are binary (Dice and IoU per image); 3D volumes are multi-class (Dice, IoU and HD95 per
-class and their mean per volume). Either way `dice` and `iou` are the headline columns.
+How a prediction is scored follows the spec's mask kind: binary masks (2D) get Dice and IoU per
+image; label maps (3D) get Dice, IoU and HD95 per class and their mean per volume. Either way
+`dice` and `iou` are the headline columns.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -14,27 +15,43 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from genseg_cli.data.dataset import Pair
-from genseg_cli.data.samples import ModelSize, model_input, model_target
-from genseg_cli.data.volumes import Volume
-from genseg_cli.engine.device import Runtime
+from genseg_cli.core.runtime import Runtime
+from genseg_cli.data.samples import Sample
+from genseg_cli.data.spec import DataSpec
 from genseg_cli.evaluation.metrics import class_scores, dice_iou
+
+
+def binary_scores(
+    pred: np.ndarray,
+    target: np.ndarray,
+    class_names: Sequence[str],
+    spacing: Sequence[float] | None = None,
+) -> dict[str, float]:
+    """Dice and IoU of a binary prediction (one class; no HD95, so no spacing)."""
+    dice, iou = dice_iou(pred, target)
+    return {"dice": dice, "iou": iou}
+
+
+# how a prediction is scored, by the codec's mask kind (see SampleCodec.mask_kind)
+Scorer = Callable[[np.ndarray, np.ndarray, Sequence[str], Sequence[float] | None], dict]
+SCORERS: dict[str, Scorer] = {"binary": binary_scores, "label_map": class_scores}
 
 
 @torch.no_grad()
 def predict_logits(
     model: nn.Module,
-    pairs: Sequence[Pair | Volume],
-    image_size: ModelSize,
+    samples: Sequence[Sample],
+    spec: DataSpec,
     runtime: Runtime,
     batch_size: int = 16,
 ) -> list[torch.Tensor]:
-    """Logits (classes x model size, fp32, CPU) of each pair's image at model resolution."""
+    """Logits (classes x model size, fp32, CPU) of each sample's image at model resolution."""
     model.eval()
     out: list[torch.Tensor] = []
-    for start in range(0, len(pairs), batch_size):
-        chunk = pairs[start : start + batch_size]
-        images = torch.stack([model_input(p, image_size) for p in chunk]).to(runtime.device)
+    for start in range(0, len(samples), batch_size):
+        chunk = samples[start : start + batch_size]
+        images = torch.stack([spec.codec.model_input(s, spec) for s in chunk])
+        images = images.to(runtime.device)
         if runtime.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
         with runtime.autocast():
@@ -44,7 +61,7 @@ def predict_logits(
 
 
 def to_size(logit: torch.Tensor, shape: Sequence[int]) -> torch.Tensor:
-    """Logits (C x spatial) resized (bi/trilinear) to a pair's own spatial shape."""
+    """Logits (C x spatial) resized (bi/trilinear) to a sample's own spatial shape."""
     mode = "bilinear" if len(shape) == 2 else "trilinear"
     return F.interpolate(logit[None], size=tuple(shape), mode=mode, align_corners=False)[0]
 
@@ -58,34 +75,33 @@ def to_labels(logit: torch.Tensor, threshold: float = 0.5) -> np.ndarray:
 
 def score_pairs(
     logits: list[torch.Tensor],
-    pairs: Sequence[Pair | Volume],
+    samples: Sequence[Sample],
+    spec: DataSpec,
     resolution: str = "original",
     threshold: float = 0.5,
-    class_names: Sequence[str] = ("foreground",),
 ) -> pd.DataFrame:
-    """Per-pair scores. `original`: logits resized to each pair's own size (bi/trilinear) before
-    thresholding, against the original mask; `model`: both compared at model resolution.
-    Volumes get Dice/IoU/HD95 (mm) per class of `class_names` as well as their means."""
+    """Per-sample scores. `original`: logits resized to each sample's own size (bi/trilinear)
+    before thresholding, against the original mask; `model`: both compared at model resolution.
+    Label maps get Dice/IoU/HD95 (mm) per class of `spec.class_names` as well as their means."""
     if resolution not in ("original", "model"):
         raise ValueError(f"evaluation.resolution={resolution} is not 'original' or 'model'")
+    score = SCORERS[spec.codec.mask_kind]
     rows = []
-    for logit, pair in zip(logits, pairs, strict=True):
+    for logit, sample in zip(logits, samples, strict=True):
         if resolution == "original":
-            pred, target = to_labels(to_size(logit, pair.mask.shape), threshold), pair.mask
+            pred, target = to_labels(to_size(logit, sample.shape), threshold), sample.mask
+            spacing = sample.spacing
         else:
-            pred, target = to_labels(logit, threshold), model_target(pair, tuple(logit.shape[1:]))
-        if isinstance(pair, Volume):
-            spacing = pair.spacing if resolution == "original" else None
-            rows.append({"id": pair.id, **class_scores(pred, target, class_names, spacing)})
-        else:
-            dice, iou = dice_iou(pred, target)
-            rows.append({"id": pair.id, "dice": dice, "iou": iou})
+            pred = to_labels(logit, threshold)
+            target = spec.codec.model_target(sample, tuple(logit.shape[1:]))
+            spacing = None  # model resolution has no physical voxel size
+        rows.append({"id": sample.id, **score(pred, target, spec.class_names, spacing)})
     frame = pd.DataFrame(rows)
     return frame if rows else pd.DataFrame(columns=["id", "dice", "iou"])
 
 
 def summarise(scores: pd.DataFrame) -> dict[str, float]:
-    """Mean and (population) standard deviation over pairs of Dice, IoU and, where present,
+    """Mean and (population) standard deviation over samples of Dice, IoU and, where present,
     HD95 and the per-class columns (NaN HD95s, from empty masks, are left out and counted)."""
     summary: dict[str, float] = {"n": len(scores)}
     for column in scores.columns:
@@ -102,14 +118,13 @@ def summarise(scores: pd.DataFrame) -> dict[str, float]:
 
 def evaluate_model(
     model: nn.Module,
-    pairs: Sequence[Pair | Volume],
-    image_size: ModelSize,
+    samples: Sequence[Sample],
+    spec: DataSpec,
     runtime: Runtime,
     resolution: str = "original",
     threshold: float = 0.5,
     batch_size: int = 16,
-    class_names: Sequence[str] = ("foreground",),
 ) -> pd.DataFrame:
-    """Predict and score `pairs` in one call."""
-    logits = predict_logits(model, pairs, image_size, runtime, batch_size)
-    return score_pairs(logits, pairs, resolution, threshold, class_names)
+    """Predict and score `samples` in one call."""
+    logits = predict_logits(model, samples, spec, runtime, batch_size)
+    return score_pairs(logits, samples, spec, resolution, threshold)

@@ -18,8 +18,9 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 from torch import nn
 
-from genseg_cli.engine.device import Runtime
-from genseg_cli.mlo.hypergrad import real_plus_synthetic_loss
+from genseg_cli.core.runtime import Runtime
+from genseg_cli.data.streams import LABELLED, LABELLED_PLAIN, check_streams
+from genseg_cli.nets.losses import real_plus_synthetic_loss
 
 
 @dataclass
@@ -47,7 +48,8 @@ class Method:
     """
 
     name = "method"
-    needs_new_masks = False  # True: batches carry "new_mask", made from real masks each step
+    # the batch streams this method trains on (genseg_cli.data.streams); the loop builds these
+    streams: tuple[str, ...] = (LABELLED,)
 
     def __init__(
         self,
@@ -66,7 +68,9 @@ class Method:
         self.loss = instantiate(loss) if isinstance(loss, DictConfig) else loss
         self.runtime = runtime
         self.grad_clip = grad_clip
-        self.augment_real = augment_real  # False: real pairs skip the augment pipeline
+        if not augment_real:  # the real pairs skip the augment pipeline
+            self.streams = tuple(LABELLED_PLAIN if s == LABELLED else s for s in self.streams)
+        check_streams(self.streams)
         self.optimizer = optimizer(segmenter.parameters())
         self.scheduler = scheduler(self.optimizer) if scheduler is not None else None
         self.scaler = runtime.grad_scaler()

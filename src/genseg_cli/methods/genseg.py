@@ -16,6 +16,7 @@ import torch
 from omegaconf import DictConfig
 from torch import Tensor
 
+from genseg_cli.generators.pix2pix import pix2pix_adam
 from genseg_cli.methods.base import TrainingContext
 from genseg_cli.methods.synthetic import SyntheticDataMethod
 from genseg_cli.mlo.hypergrad import LowerProblem, hypergradient
@@ -35,18 +36,16 @@ class GenSeg(SyntheticDataMethod):
         super().__init__(**kwargs)
         self.mlo = mlo
         self.end_to_end_lr = float(end_to_end_lr)
+        upper = self.recipe.upper_parameters()
         self.arch_optimizer = (
             torch.optim.Adam(
-                self.generator.arch_parameters(),
-                lr=mlo.arch_lr,
-                betas=(0.5, 0.999),
-                weight_decay=mlo.arch_weight_decay,
+                upper, lr=mlo.arch_lr, betas=(0.5, 0.999), weight_decay=mlo.arch_weight_decay
             )
-            if self.generator.arch_parameters()
+            if upper
             else None
         )
         self.feedback_optimizer = (
-            self._adam(self.generator.weight_parameters(), mlo.generator_lr)
+            pix2pix_adam(self.recipe.weight_parameters(), mlo.generator_lr)
             if mlo.generator_weights
             else None
         )
@@ -56,7 +55,7 @@ class GenSeg(SyntheticDataMethod):
             else None
         )
         self.weight_optimizer = (
-            self._adam(self.learned_weight.parameters(), mlo.synthetic_weight_lr)
+            pix2pix_adam(self.learned_weight.parameters(), mlo.synthetic_weight_lr)
             if self.learned_weight is not None
             else None
         )
@@ -70,9 +69,7 @@ class GenSeg(SyntheticDataMethod):
 
     def prepare(self, context: TrainingContext) -> None:
         super().prepare(context)
-        for optimizer in (self.g_optimizer, self.d_optimizer):
-            for group in optimizer.param_groups:
-                group["lr"] = self.end_to_end_lr
+        self.recipe.set_learning_rate(self.end_to_end_lr)
         self.val = tuple(
             t.to(self.runtime.device)
             for t in (context.val_batch["image"], context.val_batch["mask"])
@@ -87,7 +84,7 @@ class GenSeg(SyntheticDataMethod):
         self.generator.train()
         both = self.synthesise(torch.cat([masks, new_masks]))  # one G pass for both uses
         fake, synthetic = both[: masks.shape[0]], both[masks.shape[0] :]
-        losses = self.gan_step(masks, images, fake)
+        losses = self.recipe.train_step(masks, images, fake)
         synthetic = self.jittered(synthetic.detach(), self.draw_jitter(new_masks.shape[0]))
         losses["loss/seg"] = float(
             self.segmentation_update(
@@ -124,17 +121,14 @@ class GenSeg(SyntheticDataMethod):
         jitter = self.draw_jitter(new_masks.shape[0])  # the same draw for every pass of the step
 
         def run() -> Tensor:  # fp32 and in the graph: the hypergradient flows through here
-            images = self.jittered(self.generator(new_masks), jitter)
-            if self.runtime.channels_last:
-                images = images.contiguous(memory_format=torch.channels_last)
-            return images
+            return self.jittered(self.recipe.synthesise(new_masks, exact=True), jitter)
 
         return run
 
     def upper_update(self, images: Tensor, masks: Tensor, new_masks: Tensor) -> dict[str, float]:
         """One step of the upper level along the hypergradient of the validation loss."""
-        alphas = self.generator.arch_parameters() if self.arch_optimizer else []
-        weights = self.generator.weight_parameters() if self.feedback_optimizer else []
+        alphas = self.recipe.upper_parameters() if self.arch_optimizer else []
+        weights = self.recipe.weight_parameters() if self.feedback_optimizer else []
         learned = self.learned_weight
         lambdas = list(learned.parameters()) if learned is not None else []
         targets = [*alphas, *weights, *lambdas]
@@ -187,6 +181,6 @@ class GenSeg(SyntheticDataMethod):
         """softmax(alpha) per searchable layer and candidate, for history.csv / alpha.csv."""
         return {
             f"alpha/{entry['layer']}/{op}": float(w)
-            for entry in self.generator.derive()
+            for entry in self.recipe.describe().get("architecture", [])
             for op, w in zip(entry["candidates"], entry["weights"], strict=True)
         }

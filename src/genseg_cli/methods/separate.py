@@ -4,19 +4,9 @@ on real + lambda * synthetic pairs. No feedback from segmentation to the generat
 from __future__ import annotations
 
 import torch
-from torch import nn
 
 from genseg_cli.methods.base import TrainingContext
 from genseg_cli.methods.synthetic import SyntheticDataMethod
-
-
-def freeze_keeping_dropout(module: nn.Module) -> None:
-    """No more weight or batch-norm updates, but dropout stays on as pix2pix's noise source."""
-    module.requires_grad_(False)
-    module.eval()
-    for child in module.modules():
-        if isinstance(child, nn.Dropout | nn.Dropout2d):
-            child.train()
 
 
 class Separate(SyntheticDataMethod):
@@ -26,7 +16,7 @@ class Separate(SyntheticDataMethod):
 
     def prepare(self, context: TrainingContext) -> None:
         super().prepare(context)
-        freeze_keeping_dropout(self.generator)
+        self.recipe.freeze()
 
     def train_step(self, batch: dict) -> dict[str, float]:
         images, masks = self.to_device(batch)

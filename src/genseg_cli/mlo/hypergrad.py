@@ -29,6 +29,8 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call
 
+from genseg_cli.nets.losses import real_plus_synthetic_loss
+
 Params = dict[str, Tensor]
 
 
@@ -51,16 +53,6 @@ class LowerProblem:
     # segmenter forward passes may run under autocast (second_order only: finite differences
     # of gradients drown in bf16 rounding); losses and the unrolled update stay in fp32
     autocast: Callable[[], AbstractContextManager] = nullcontext
-
-
-def real_plus_synthetic_loss(
-    loss: nn.Module, logits: Tensor, masks: Tensor, n_real: int, synthetic_weight: float | Tensor
-) -> Tensor:
-    """L(real) + lambda * L(synthetic) for logits of a batch whose first `n_real` items are real."""
-    real = loss(logits[:n_real], masks[:n_real])
-    if logits.shape[0] == n_real:
-        return real
-    return real + synthetic_weight * loss(logits[n_real:], masks[n_real:])
 
 
 def _call(problem: LowerProblem, params: Params, buffers: Params, images: Tensor) -> Tensor:

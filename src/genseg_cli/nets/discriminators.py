@@ -1,41 +1,24 @@
-"""Conditional PatchGAN discriminator and the adversarial loss for the mask-to-image generator.
+"""Conditional PatchGAN discriminator for the mask-to-image generator.
 
 The discriminator sees the mask and the image side by side (channel concatenation), so it
-judges whether the image is realistic *for that mask*, and returns one logit per patch.
+judges whether the image is realistic *for that mask*, and returns one logit per patch; the
+adversarial loss on those logits is ``genseg_cli.nets.losses.GANLoss``.
 ``dims=3`` builds the same network with 3D layers for volumes (N,C,D,H,W).
 
 >>> disc = PatchDiscriminator(in_channels=1 + 3, base_width=16)
 >>> logits = disc(torch.rand(2, 1, 64, 64), torch.rand(2, 3, 64, 64) * 2 - 1)
 >>> logits.shape
 torch.Size([2, 1, 6, 6])
->>> GANLoss("lsgan")(logits, target_is_real=True).ndim
-0
 """
 
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["GANLoss", "PatchDiscriminator"]
+from genseg_cli.nets.layers import CONV, NORMS, check_dims, norm_layer
 
-NORMS = ("batch", "instance", "none")
-GAN_MODES = ("vanilla", "lsgan")
-DIMS = (2, 3)
-
-# Layer classes per number of spatial dimensions.
-_CONV = {2: nn.Conv2d, 3: nn.Conv3d}
-_BATCH_NORM = {2: nn.BatchNorm2d, 3: nn.BatchNorm3d}
-_INSTANCE_NORM = {2: nn.InstanceNorm2d, 3: nn.InstanceNorm3d}
-
-
-def _norm_layer(norm: str, channels: int, dims: int = 2) -> nn.Module:
-    if norm == "batch":
-        return _BATCH_NORM[dims](channels)
-    if norm == "instance":
-        return _INSTANCE_NORM[dims](channels, affine=False, track_running_stats=False)
-    return nn.Identity()
+__all__ = ["PatchDiscriminator"]
 
 
 class PatchDiscriminator(nn.Module):
@@ -69,11 +52,9 @@ class PatchDiscriminator(nn.Module):
             raise ValueError(f"unknown norm {norm!r}; choose one of {list(NORMS)}")
         if n_layers < 1:
             raise ValueError(f"n_layers must be >= 1, got {n_layers}")
-        if dims not in DIMS:
-            raise ValueError(f"dims must be 2 (images) or 3 (volumes), got {dims!r}")
         self.in_channels = in_channels
-        self.dims = dims
-        conv = _CONV[dims]
+        self.dims = check_dims(dims)
+        conv = CONV[dims]
         # A conv bias is redundant right before a BatchNorm.
         biased = norm != "batch"
         width = base_width
@@ -86,7 +67,7 @@ class PatchDiscriminator(nn.Module):
             nxt = base_width * min(2**i, 8)
             layers += [
                 conv(width, nxt, 4, stride=stride, padding=1, bias=biased),
-                _norm_layer(norm, nxt, dims),
+                norm_layer(norm, nxt, dims),
                 nn.LeakyReLU(0.2),
             ]
             width = nxt
@@ -127,29 +108,3 @@ class PatchDiscriminator(nn.Module):
                 "in_channels must be mask channels + image channels"
             )
         return self.net(torch.cat([mask, image.to(mask.dtype)], dim=1))
-
-
-class GANLoss(nn.Module):
-    """Adversarial loss on discriminator logits against an all-real or all-fake target.
-
-    ``"vanilla"``: binary cross-entropy with logits (the original GAN); ``"lsgan"``: mean
-    squared error to 1 / 0 (least-squares GAN, steadier gradients).
-
-    >>> loss = GANLoss("vanilla")
-    >>> round(loss(torch.zeros(1, 1, 4, 4), target_is_real=True).item(), 4)  # log 2
-    0.6931
-    """
-
-    def __init__(self, mode: str = "lsgan") -> None:
-        super().__init__()
-        if mode not in GAN_MODES:
-            raise ValueError(f"unknown GAN loss mode {mode!r}; choose one of {list(GAN_MODES)}")
-        self.mode = mode
-
-    def forward(self, prediction: Tensor, target_is_real: bool) -> Tensor:
-        """``gan_loss(disc(mask, fake), target_is_real=False)`` -> scalar loss."""
-        prediction = prediction.float()  # losses in fp32 even under autocast
-        target = torch.full_like(prediction, 1.0 if target_is_real else 0.0)
-        if self.mode == "vanilla":
-            return F.binary_cross_entropy_with_logits(prediction, target)
-        return F.mse_loss(prediction, target)

@@ -4,6 +4,7 @@ GenSeg's upper level optimises the generator *architecture*: every decoder up-sa
 (and, optionally, every encoder down-sampling layer) is a softmax(alpha)-weighted mixture of
 strided convolutions with different kernel sizes. The alphas are ordinary ``nn.Parameter``s
 owned by the module, so a hypergradient can reach them through ``torch.func.functional_call``.
+The mixed op itself lives in ``genseg_cli.nets.mixed_conv``.
 
 The same network works on images (N,C,H,W) and on volumes (N,C,D,H,W): an ``image_size`` of
 three ints builds the 3D variant.
@@ -25,191 +26,15 @@ import operator
 from collections.abc import Iterator, Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["MaskToImageGenerator", "MixedConv"]
+from genseg_cli.nets.layers import DIMS, norm_layer
+from genseg_cli.nets.mixed_conv import MixedConv, check_kernels, strided_op
 
+__all__ = ["MaskToImageGenerator"]
+
+# The norms the generator accepts: pix2pix's two (the discriminator also accepts "none").
 NORMS = ("batch", "instance")
-DIMS = (2, 3)
-
-_CONV_FN = {2: F.conv2d, 3: F.conv3d}
-_CONV_T_FN = {2: F.conv_transpose2d, 3: F.conv_transpose3d}
-
-
-def _strided_conv(
-    x: Tensor, weight: Tensor, bias: Tensor | None, *, transposed: bool, padding: int, dims: int
-) -> Tensor:
-    """Stride-2 (transposed) convolution with ``dims`` (2 or 3) spatial dims.
-
-    On CPU, 3D convolutions pad explicitly (or crop, transposed) instead of passing
-    ``padding``: with implicit padding, oneDNN's weight gradient of 8-kernels on small volumes
-    is garbage (inf / NaN; seen with PyTorch 2.14 on x86), and a U-Net's inner layers always
-    see small volumes. Same result; the weight gradient then matches oneDNN-off.
-    """
-    conv = (_CONV_T_FN if transposed else _CONV_FN)[dims]
-    if dims == 2 or padding == 0 or x.device.type != "cpu":
-        return conv(x, weight, bias, stride=2, padding=padding)
-    if not transposed:
-        return conv(F.pad(x, (padding,) * 2 * dims), weight, bias, stride=2)
-    p = padding
-    return conv(x, weight, bias, stride=2)[..., p:-p, p:-p, p:-p]
-
-
-class _Conv3d(nn.Conv3d):
-    """``nn.Conv3d`` (same parameters and state_dict keys) computed by ``_strided_conv``."""
-
-    def forward(self, x: Tensor) -> Tensor:
-        return _strided_conv(
-            x, self.weight, self.bias, transposed=False, padding=self.padding[0], dims=3
-        )
-
-
-class _ConvTranspose3d(nn.ConvTranspose3d):
-    """``nn.ConvTranspose3d`` (same parameters and keys) computed by ``_strided_conv``."""
-
-    def forward(self, x: Tensor, output_size: list[int] | None = None) -> Tensor:
-        if output_size is not None:  # never from this module; keep PyTorch's meaning
-            return super().forward(x, output_size)
-        return _strided_conv(
-            x, self.weight, self.bias, transposed=True, padding=self.padding[0], dims=3
-        )
-
-
-# Layer classes per number of spatial dimensions.
-_CONV = {2: nn.Conv2d, 3: _Conv3d}
-_CONV_T = {2: nn.ConvTranspose2d, 3: _ConvTranspose3d}
-_BATCH_NORM = {2: nn.BatchNorm2d, 3: nn.BatchNorm3d}
-_INSTANCE_NORM = {2: nn.InstanceNorm2d, 3: nn.InstanceNorm3d}
-
-
-def _check_dims(dims: int) -> int:
-    if dims not in DIMS:
-        raise ValueError(f"dims must be 2 (images) or 3 (volumes), got {dims!r}")
-    return dims
-
-
-def _check_kernels(kernels: Sequence[int], what: str) -> tuple[int, ...]:
-    """Validate candidate kernel sizes; only even sizes halve/double a size exactly."""
-    out = tuple(int(k) for k in kernels)
-    if not out:
-        raise ValueError(f"{what} must list at least one kernel size, got {list(kernels)}")
-    bad = [k for k in out if k < 2 or k % 2]
-    if bad:
-        raise ValueError(
-            f"{what} must be even and >= 2 (stride 2, padding (k-2)//2 keeps sizes exact), "
-            f"got {list(out)}"
-        )
-    if len(set(out)) != len(out):
-        raise ValueError(f"{what} has duplicate kernel sizes: {list(out)}")
-    return out
-
-
-def _norm_layer(norm: str, channels: int, dims: int = 2) -> nn.Module:
-    if norm == "batch":
-        return _BATCH_NORM[dims](channels)
-    if norm == "instance":
-        return _INSTANCE_NORM[dims](channels, affine=False, track_running_stats=False)
-    raise ValueError(f"unknown norm {norm!r}; choose one of {list(NORMS)}")
-
-
-def _plain_conv(
-    in_ch: int, out_ch: int, k: int, *, transposed: bool, bias: bool, dims: int = 2
-) -> nn.Module:
-    cls = (_CONV_T if transposed else _CONV)[dims]
-    return cls(in_ch, out_ch, kernel_size=k, stride=2, padding=(k - 2) // 2, bias=bias)
-
-
-class MixedConv(nn.Module):
-    """softmax(alpha)-weighted sum of stride-2 (transposed) convolutions with kernels ``kernels``.
-
-    A (transposed) convolution is linear in its kernel, and with padding (k-2)//2 a k-kernel
-    equals the largest kernel zero-padded symmetrically. The weighted sum of the candidate
-    outputs is therefore computed exactly as ONE convolution with the weighted sum of the
-    padded kernels: same result and gradients, a third of the convolution cost. ``dims=3``
-    does the same with 3D kernels on volumes (N,C,D,H,W).
-
-    >>> op = MixedConv(8, 4, (4, 6, 8), transposed=True, bias=False)
-    >>> op(torch.randn(1, 8, 5, 5)).shape
-    torch.Size([1, 4, 10, 10])
-    >>> MixedConv(8, 4, (2, 4), transposed=False, bias=True, dims=3)(
-    ...     torch.randn(1, 8, 4, 6, 8)).shape
-    torch.Size([1, 4, 2, 3, 4])
-    """
-
-    def __init__(
-        self,
-        in_channels: int,
-        out_channels: int,
-        kernels: Sequence[int],
-        *,
-        transposed: bool,
-        bias: bool,
-        dims: int = 2,
-    ) -> None:
-        super().__init__()
-        self.kernels = _check_kernels(kernels, "kernels")
-        self.transposed = transposed
-        self.dims = _check_dims(dims)
-        self.k_max = max(self.kernels)
-        for k in self.kernels:
-            # Same layout as nn.ConvTranspose{2,3}d / nn.Conv{2,3}d so the init matches theirs.
-            ref = _plain_conv(
-                in_channels, out_channels, k, transposed=transposed, bias=bias, dims=dims
-            )
-            self.register_parameter(f"weight_k{k}", ref.weight)
-            self.register_parameter(f"bias_k{k}", ref.bias)
-        # Zeros: the search starts from the uniform mixture.
-        self.alpha = nn.Parameter(torch.zeros(len(self.kernels)))
-
-    @property
-    def name(self) -> str:
-        return "convT" if self.transposed else "conv"
-
-    def candidate_weights(self) -> Tensor:
-        """Mixture weights softmax(alpha), differentiable w.r.t. alpha."""
-        return torch.softmax(self.alpha, dim=0)
-
-    def forward(self, x: Tensor) -> Tensor:
-        mix = self.candidate_weights()
-        # Largest kernel first, then scale-before-pad: the elementwise work on these large
-        # kernels is a real share of the cost when the feature maps are small.
-        order = sorted(range(len(self.kernels)), key=lambda i: -self.kernels[i])
-        kernel = bias = None
-        for i in order:
-            k = self.kernels[i]
-            p = (self.k_max - k) // 2
-            w = mix[i] * getattr(self, f"weight_k{k}")
-            # F.pad takes (before, after) per spatial dim: pad every one of them.
-            w = F.pad(w, (p, p) * self.dims) if p else w
-            kernel = w if kernel is None else kernel + w
-            b = getattr(self, f"bias_k{k}")
-            if b is not None:
-                bias = mix[i] * b if bias is None else bias + mix[i] * b
-        pad = (self.k_max - 2) // 2
-        return _strided_conv(
-            x, kernel, bias, transposed=self.transposed, padding=pad, dims=self.dims
-        )
-
-    def derive(self) -> tuple[str, list[float]]:
-        """The argmax candidate as ``"convT k6"`` and the mixture weights as floats."""
-        weights = self.candidate_weights().detach().cpu().tolist()
-        best = max(range(len(weights)), key=weights.__getitem__)
-        return f"{self.name} k{self.kernels[best]}", weights
-
-
-def _make_op(
-    in_ch: int,
-    out_ch: int,
-    kernels: tuple[int, ...],
-    *,
-    transposed: bool,
-    bias: bool,
-    dims: int = 2,
-) -> nn.Module:
-    if len(kernels) == 1:  # nothing to search: a plain layer, no alpha
-        return _plain_conv(in_ch, out_ch, kernels[0], transposed=transposed, bias=bias, dims=dims)
-    return MixedConv(in_ch, out_ch, kernels, transposed=transposed, bias=bias, dims=dims)
 
 
 def _square_depth(image_size: int, bottleneck_size: int) -> int:
@@ -332,8 +157,8 @@ class MaskToImageGenerator(nn.Module):
             depth = _square_depth(image_size, bottleneck_size)
             shape = (image_size, image_size)
         dims = len(shape)
-        up = _check_kernels(up_kernels, "up_kernels")
-        down = _check_kernels(down_kernels, "down_kernels")
+        up = check_kernels(up_kernels, "up_kernels")
+        down = check_kernels(down_kernels, "down_kernels")
         # Without search the encoder is plain: its first candidate (k4 by default, as pix2pix).
         down = down if search_down else down[:1]
         self.depth = depth
@@ -351,11 +176,11 @@ class MaskToImageGenerator(nn.Module):
             c_in = in_channels if first else widths[i - 1]
             # The innermost map may be 1x1 or 2x2: normalising it would erase it.
             has_norm = not (first or inner)
-            op = _make_op(
+            op = strided_op(
                 c_in, widths[i], down, transposed=False, bias=not has_norm or biased, dims=dims
             )
             act = nn.Identity() if first else nn.LeakyReLU(0.2)
-            post = [_norm_layer(norm, widths[i], dims)] if has_norm else []
+            post = [norm_layer(norm, widths[i], dims)] if has_norm else []
             encoder[f"down{i}"] = _Block(act, op, post)
         self.encoder = nn.ModuleDict(encoder)
 
@@ -364,11 +189,11 @@ class MaskToImageGenerator(nn.Module):
             inner, last = i == depth - 1, i == 0
             c_in = widths[i] if inner else 2 * widths[i]
             c_out = out_channels if last else widths[i - 1]
-            op = _make_op(c_in, c_out, up, transposed=True, bias=last or biased, dims=dims)
+            op = strided_op(c_in, c_out, up, transposed=True, bias=last or biased, dims=dims)
             if last:
                 post: list[nn.Module] = [nn.Tanh()]
             else:
-                post = [_norm_layer(norm, c_out, dims)]
+                post = [norm_layer(norm, c_out, dims)]
                 # Dropout is pix2pix's noise source, on the three innermost decoder layers.
                 if dropout > 0 and i >= depth - 3:
                     post.append(nn.Dropout(dropout))

@@ -1,7 +1,10 @@
-"""Segmentation loss: cross-entropy + soft Dice on logits (segmentation-models-pytorch).
+"""The losses: segmentation (cross-entropy + soft Dice), the GAN loss, real + synthetic mixing.
 
-Binary data (one logit channel, {0,1} masks) uses BCE; multi-class data (one logit per class,
-one-hot masks with background first) uses softmax cross-entropy and a multi-class soft Dice.
+Segmentation: binary data (one logit channel, {0,1} masks) uses BCE; multi-class data (one logit
+per class, one-hot masks with background first) uses softmax cross-entropy and a multi-class soft
+Dice (segmentation-models-pytorch). ``GANLoss`` is the adversarial loss on the logits of
+``genseg_cli.nets.discriminators.PatchDiscriminator``. ``real_plus_synthetic_loss`` weighs the
+synthetic part of a mixed batch, for the segmenter's training step and for the hypergradient.
 """
 
 from __future__ import annotations
@@ -9,7 +12,11 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from segmentation_models_pytorch.losses import DiceLoss, SoftBCEWithLogitsLoss
-from torch import nn
+from torch import Tensor, nn
+
+__all__ = ["GAN_MODES", "GANLoss", "SegmentationLoss", "real_plus_synthetic_loss"]
+
+GAN_MODES = ("vanilla", "lsgan")
 
 
 class SegmentationLoss(nn.Module):
@@ -41,3 +48,45 @@ class SegmentationLoss(nn.Module):
         return self.bce_weight * F.cross_entropy(
             logits, labels
         ) + self.dice_weight * self.multiclass_dice(logits, labels)
+
+
+class GANLoss(nn.Module):
+    """Adversarial loss on discriminator logits against an all-real or all-fake target.
+
+    ``"vanilla"``: binary cross-entropy with logits (the original GAN); ``"lsgan"``: mean
+    squared error to 1 / 0 (least-squares GAN, steadier gradients).
+
+    >>> loss = GANLoss("vanilla")
+    >>> round(loss(torch.zeros(1, 1, 4, 4), target_is_real=True).item(), 4)  # log 2
+    0.6931
+    """
+
+    def __init__(self, mode: str = "lsgan") -> None:
+        super().__init__()
+        if mode not in GAN_MODES:
+            raise ValueError(f"unknown GAN loss mode {mode!r}; choose one of {list(GAN_MODES)}")
+        self.mode = mode
+
+    def forward(self, prediction: Tensor, target_is_real: bool) -> Tensor:
+        """``gan_loss(disc(mask, fake), target_is_real=False)`` -> scalar loss."""
+        prediction = prediction.float()  # losses in fp32 even under autocast
+        target = torch.full_like(prediction, 1.0 if target_is_real else 0.0)
+        if self.mode == "vanilla":
+            return F.binary_cross_entropy_with_logits(prediction, target)
+        return F.mse_loss(prediction, target)
+
+
+def real_plus_synthetic_loss(
+    loss: nn.Module, logits: Tensor, masks: Tensor, n_real: int, synthetic_weight: float | Tensor
+) -> Tensor:
+    """L(real) + lambda * L(synthetic) for logits of a batch whose first `n_real` items are real.
+
+    >>> loss = SegmentationLoss()
+    >>> logits, masks = torch.zeros(3, 1, 4, 4), torch.ones(3, 1, 4, 4)
+    >>> bool(real_plus_synthetic_loss(loss, logits, masks, 3, 0.5) == loss(logits, masks))
+    True
+    """
+    real = loss(logits[:n_real], masks[:n_real])
+    if logits.shape[0] == n_real:
+        return real
+    return real + synthetic_weight * loss(logits[n_real:], masks[n_real:])

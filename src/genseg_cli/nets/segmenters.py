@@ -15,7 +15,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 from torch import nn
 
-from genseg_cli.errors import GensegError
+from genseg_cli.core.errors import GensegError
 
 
 def build_segmenter(backbone: DictConfig, dims: int = 2) -> nn.Module:

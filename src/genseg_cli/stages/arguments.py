@@ -8,7 +8,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from genseg_cli.errors import GensegError
+from genseg_cli.core.errors import GensegError
 
 REQUIRED = object()  # marks a key without a default
 

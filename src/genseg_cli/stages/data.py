@@ -9,8 +9,9 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from genseg_cli.data.contract import ContractReport, check_dataset, check_volumes
-from genseg_cli.data.io import index_folder, read_split_table
+from genseg_cli.data.codecs import codec_for
+from genseg_cli.data.contract import ContractReport
+from genseg_cli.data.io import read_split_table
 from genseg_cli.data.registry import (
     dataset_names,
     dataset_root,
@@ -23,15 +24,9 @@ console = Console()
 
 def default_data_dir() -> str:
     """paths.data_dir of the composed config (GENSEG_DATA_DIR when set)."""
-    from genseg_cli.config import compose
+    from genseg_cli.core.config import compose
 
     return str(compose("train", ["profile=debug"]).paths.data_dir)
-
-
-def count_pairs(spec, root: Path) -> int:
-    if spec.dims == 3:
-        return len(list((root / "imagesTr").glob("*.nii.gz")))
-    return len(index_folder(root / "images").keys() & index_folder(root / "masks").keys())
 
 
 def list_datasets(data_dir: str) -> int:
@@ -40,13 +35,13 @@ def list_datasets(data_dir: str) -> int:
         table.add_column(column)
     for name in dataset_names():
         spec = dataset_spec(name)
-        root = dataset_root(spec, data_dir)
-        present = (root / ("imagesTr" if spec.dims == 3 else "images")).is_dir()
+        root, codec = dataset_root(spec, data_dir), codec_for(spec.dims)
+        present = codec.is_present(root)
         table.add_row(
             name,
             spec.task,
             "[green]yes[/green]" if present else "[dim]no[/dim]",
-            str(count_pairs(spec, root)) if present else "-",
+            str(codec.count_pairs(root)) if present else "-",
             "official" if present and read_split_table(root) else "fixed seed" if present else "-",
             ",".join(map(str, spec.label_budgets)),
             ",".join(spec.ood) or "-",
@@ -77,7 +72,7 @@ def check(name: str, data_dir: str, root: str | None) -> int:
     spec = dataset_spec(name)
     folder = Path(root).resolve() if root else dataset_root(spec, data_dir)
     require_present(spec, folder)
-    report = check_volumes(folder) if spec.dims == 3 else check_dataset(folder)
+    report = codec_for(spec.dims).check(folder)
     console.print(summary_table(name, report))
     for warning in report.warnings:
         console.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)

@@ -13,14 +13,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from genseg_cli.data.dataset import Pair, load_pairs
-from genseg_cli.data.registry import GENERIC, class_names, dataset_root, dataset_spec
+from genseg_cli.core.errors import GensegError
+from genseg_cli.core.files import write_csv, write_json
+from genseg_cli.data.registry import dataset_root, dataset_spec
 from genseg_cli.data.run_data import verified_ids
-from genseg_cli.data.samples import load_samples, model_size
-from genseg_cli.data.volumes import Volume
-from genseg_cli.engine.files import write_csv, write_json
+from genseg_cli.data.samples import Sample
 from genseg_cli.engine.restore import TrainedRun, load_run
-from genseg_cli.errors import GensegError
 from genseg_cli.evaluation.evaluate import evaluate_model, summarise
 from genseg_cli.evaluation.tables import print_results
 from genseg_cli.stages.arguments import REQUIRED, parse_key_values
@@ -29,28 +27,26 @@ log = logging.getLogger(__name__)
 ARGS = {"run_dir": REQUIRED, "datasets": None, "out": None, "resolution": None, "device": "auto"}
 
 
-def resolve_set(run: TrainedRun, entry: str) -> tuple[str, list[Pair] | list[Volume]]:
-    """(name, pairs) of one `datasets` entry for this run's input channels."""
-    channels = int(run.cfg.dataset.channels)
-    data_dir = run.cfg.paths.data_dir
+def resolve_set(run: TrainedRun, entry: str) -> tuple[str, list[Sample]]:
+    """(name, samples) of one `datasets` entry, read for this run's network."""
+    spec, codec = run.spec, run.spec.codec
     path = Path(entry).expanduser()
-    if path.is_dir() and int(run.cfg.dataset.dims) == 3:
-        # a folder of volumes (MSD layout) is checked against the run's own classes
-        spec, root = run.cfg.dataset, path.resolve()
-        return path.name, load_samples(spec, root, verified_ids(spec, root), channels)
     if path.is_dir():
-        spec = dataset_spec(GENERIC)
-        return path.name, load_pairs(path, verified_ids(spec, path.resolve()), channels)
-    spec = dataset_spec(entry)
-    root = dataset_root(spec, data_dir)
-    ids = verified_ids(spec, root)
+        # a user folder in the run's layout, checked as the codec says (label maps: against
+        # the run's own classes)
+        folder_entry = codec.folder_entry(run.cfg.dataset)
+        ids = verified_ids(folder_entry, path.resolve())
+        return path.name, codec.load(path, ids, spec.image_channels)
+    registered = dataset_spec(entry)
+    root = dataset_root(registered, run.cfg.paths.data_dir)
+    ids = verified_ids(registered, root)
     if entry == run.cfg.dataset.name:
-        return "test", load_samples(spec, root, run.splits["test"], channels)
-    if int(spec.dims) != int(run.cfg.dataset.dims):
+        return "test", codec.load(root, run.splits["test"], spec.image_channels)
+    if not spec.accepts(registered):
         raise GensegError(
-            f"dataset '{entry}' is {spec.dims}D but run {run.run_dir} is {run.cfg.dataset.dims}D"
+            f"dataset '{entry}' is {registered.dims}D but run {run.run_dir} is {spec.dims}D"
         )
-    return entry, load_samples(spec, root, ids, channels)
+    return entry, codec.load(root, ids, spec.image_channels)
 
 
 def evaluate_run_dir(args: list[str]) -> dict:
@@ -60,16 +56,15 @@ def evaluate_run_dir(args: list[str]) -> dict:
     resolution = opts.resolution or run.cfg.evaluation.resolution
     sets, frames = {}, []
     for entry in entries:
-        name, pairs = resolve_set(run, str(entry))
+        name, samples = resolve_set(run, str(entry))
         scores = evaluate_model(
             run.segmenter,
-            pairs,
-            model_size(run.cfg),
+            samples,
+            run.spec,
             run.runtime,
             resolution,
             float(run.cfg.evaluation.threshold),
             int(run.cfg.evaluation.batch_size),
-            class_names(run.cfg.dataset),
         )
         sets[name] = summarise(scores)
         frames.append(scores.assign(set=name))

@@ -12,21 +12,15 @@ dataset's classes. nnU-Net wants its folder named DatasetXXX_Name.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
 import torch
 
-from genseg_cli.data.dataset import load_pairs, resize_pair
-from genseg_cli.data.mask_augment import augment_mask
-from genseg_cli.data.registry import class_names, dataset_root, mask_channels
-from genseg_cli.data.samples import model_size
-from genseg_cli.data.volumes import augment_labels, load_volumes, one_hot, resize_volume
-from genseg_cli.data.writers import NNUNET_NAME, PairWriter, VolumeWriter
-from genseg_cli.engine.loop import instantiate_pipeline
+from genseg_cli.core.errors import GensegError
+from genseg_cli.data.batches import MaskSource, new_masks
+from genseg_cli.data.registry import dataset_root
+from genseg_cli.data.writers import NNUNET_NAME
 from genseg_cli.engine.restore import TrainedRun, load_generator, load_run
-from genseg_cli.errors import GensegError
 from genseg_cli.stages.arguments import REQUIRED, parse_key_values
 
 log = logging.getLogger(__name__)
@@ -39,9 +33,6 @@ ARGS = {
     "batch_size": 16,
     "device": "auto",
 }
-
-# One new mask per call: (the generator's input, C x spatial float; the mask to write)
-MaskSource = Callable[[], tuple[torch.Tensor, np.ndarray]]
 
 
 def generate_pairs(args: list[str]) -> Path:
@@ -58,7 +49,8 @@ def generate_pairs(args: list[str]) -> Path:
     out = Path(opts.out).expanduser()
     if opts.format == "nnunet" and not NNUNET_NAME.match(out.name):
         log.warning("nnU-Net expects the folder to be named DatasetXXX_Name, not %s", out.name)
-    writer = make_writer(run, out, str(opts.format))  # refuses a non-empty out before any work
+    # PNG pairs for a 2D run, NIfTI volumes for a 3D run; refuses a non-empty out before any work
+    writer = run.spec.codec.writer(out, str(opts.format), run.spec)
     new_mask = mask_source(run, int(opts.seed))
     for start in range(0, int(opts.n), int(opts.batch_size)):
         count = min(int(opts.batch_size), int(opts.n) - start)
@@ -73,54 +65,12 @@ def generate_pairs(args: list[str]) -> Path:
     return out
 
 
-def make_writer(run: TrainedRun, out: Path, fmt: str) -> PairWriter | VolumeWriter:
-    """PNG pairs for a 2D run, NIfTI volumes for a 3D run."""
-    channels = int(run.cfg.dataset.channels)
-    if int(run.cfg.dataset.dims) == 3:
-        return VolumeWriter(out, fmt, channels, class_names(run.cfg.dataset))
-    return PairWriter(out, fmt, channels)
-
-
 def mask_source(run: TrainedRun, seed: int) -> MaskSource:
-    """New masks from the run's training masks, for its dimensionality."""
-    return volume_masks(run, seed) if int(run.cfg.dataset.dims) == 3 else image_masks(run, seed)
-
-
-def image_masks(run: TrainedRun, seed: int) -> MaskSource:
-    """2D: a random training mask at model size, moved by the albumentations pipeline; the
-    generator sees it as 1 x S x S {0, 1}, the writer gets it as uint8 S x S."""
-    size = int(run.cfg.data.image_size)
+    """New masks made by the run's mask_augment group from its own training masks."""
+    spec = run.spec
     root = dataset_root(run.cfg.dataset, run.cfg.paths.data_dir)
-    pairs = load_pairs(root, run.splits["train"], int(run.cfg.dataset.channels))
-    real = [resize_pair(p, size)[1] for p in pairs]
-    pipeline = instantiate_pipeline(run.cfg.get("mask_augment"), seed)
-    rng = np.random.default_rng(seed)
-
-    def new_mask() -> tuple[torch.Tensor, np.ndarray]:
-        mask = augment_mask(real[rng.integers(len(real))], pipeline)
-        return torch.from_numpy(mask).float()[None], mask
-
-    return new_mask
-
-
-def volume_masks(run: TrainedRun, seed: int) -> MaskSource:
-    """3D: a random training label map at model size, moved by the MONAI pipeline; the
-    generator sees it one-hot (background + classes), the writer gets the uint8 label map."""
-    channels = mask_channels(run.cfg.dataset)
-    root = dataset_root(run.cfg.dataset, run.cfg.paths.data_dir)
-    size = model_size(run.cfg)
-    real = [resize_volume(v, size)[1] for v in load_volumes(root, run.splits["train"])]
-    pipeline = instantiate_pipeline(run.cfg.get("mask_augment"), seed, dims=3)
-    rng = np.random.default_rng(seed)
-
-    def new_labels() -> tuple[torch.Tensor, np.ndarray]:
-        labels = augment_labels(real[rng.integers(len(real))], pipeline)
-        # nearest resampling keeps the labels; the clamp only guards one_hot against a pipeline
-        # configured with another interpolation
-        labels = labels.clamp(0, channels - 1)
-        return one_hot(labels, channels), labels.numpy().astype(np.uint8)
-
-    return new_labels
+    train = spec.codec.load(root, run.splits["train"], spec.image_channels)
+    return new_masks(train, spec, run.cfg.get("mask_augment"), seed)
 
 
 def main(args: list[str]) -> int:

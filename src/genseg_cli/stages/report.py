@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from genseg_cli.errors import GensegError
+from genseg_cli.core.errors import GensegError
 from genseg_cli.report.collect import KEYS, SkippedRun, collect_runs
 from genseg_cli.report.figures import dice_vs_labels
 from genseg_cli.report.summary import aggregate, dice_columns, efficiency, metric_columns, paired

@@ -18,10 +18,10 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from genseg_cli.config import conf_dir
+from genseg_cli.core.config import conf_dir
+from genseg_cli.core.errors import GensegError
+from genseg_cli.core.files import write_status
 from genseg_cli.engine.checkpoint import TrainingInterrupted
-from genseg_cli.engine.files import write_status
-from genseg_cli.errors import GensegError
 
 log = logging.getLogger("genseg.train")
 # keys that may differ between a run and its resumption: where things live, how it is shown

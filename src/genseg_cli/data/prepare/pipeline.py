@@ -1,7 +1,5 @@
-"""Convert the official distribution of medical segmentation datasets to genseg's layout.
+"""Running one conversion: check the request, unpack an archive, convert, publish.
 
-2D sets become ``images/<id>.png|jpg`` + ``masks/<id>.png`` (0/255) and, where the source
-defines one, ``split.csv``; 3D MSD tasks keep their NIfTI files under ``imagesTr``/``labelsTr``.
 A conversion writes into ``<dst>.partial`` and renames it at the end, so a failure never
 leaves a half dataset at ``dst``.
 
@@ -22,9 +20,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from genseg_cli.data.converters import CONVERTERS, PrepareResult
-from genseg_cli.data.prepare_io import SPLIT_FILE
-from genseg_cli.errors import GensegError
+from genseg_cli.core.errors import GensegError
+from genseg_cli.data.prepare.converters import CONVERTERS
+from genseg_cli.data.prepare.job import PrepareResult
+from genseg_cli.data.prepare.split_files import SPLIT_FILE
 
 log = logging.getLogger(__name__)
 

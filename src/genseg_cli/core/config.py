@@ -6,15 +6,15 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from genseg_cli.errors import GensegError
+from genseg_cli.core.errors import GensegError
 
 
 def conf_dir() -> Path:
     """The `conf/` tree: inside the installed wheel, or at the root of a source checkout."""
-    packaged = Path(__file__).parent / "conf"
+    packaged = Path(__file__).parents[1] / "conf"  # genseg_cli/conf in a wheel
     if packaged.is_dir():
         return packaged
-    checkout = Path(__file__).resolve().parents[2] / "conf"
+    checkout = Path(__file__).resolve().parents[3] / "conf"
     if checkout.is_dir():
         return checkout
     raise GensegError(

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from genseg_cli.errors import GensegError
+from genseg_cli.core.errors import GensegError
 
 log = logging.getLogger(__name__)
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}

@@ -1,0 +1,146 @@
+"""The generator recipe: everything a method needs from a mask-to-image generator.
+
+A recipe owns a generator network and whatever trains it (a discriminator and adversarial losses
+for pix2pix; nothing else for a plain reconstruction recipe). `separate` and `genseg` talk only
+to this interface, so a new generator (a diffusion model, a VAE, a WGAN that makes image and mask
+together) is a new recipe and a `conf/generator/<name>.yaml` whose `_target_` names it; no method
+changes. `genseg_cli.generators.template` is a commented example to start from.
+
+The lifecycle, as the methods drive it:
+    recipe = build_recipe(cfg.generator, GeneratorShape(...), runtime, pretrain.lr)
+    recipe.pretrain_step(masks, images) * pretrain.steps   # on real pairs, before segmentation
+    recipe.set_learning_rate(end_to_end_lr)                # genseg: slower once the loop starts
+    fake = recipe.synthesise(masks)                        # autocast, for the segmenter
+    recipe.train_step(masks, images, fake)                 # genseg: keeps training on real pairs
+    recipe.synthesise(masks, exact=True)                   # fp32 in the graph: hypergradient path
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from hydra.utils import get_class
+from omegaconf import DictConfig
+from torch import Tensor, nn
+
+from genseg_cli.core.runtime import Runtime
+
+
+@dataclass(frozen=True)
+class GeneratorShape:
+    """What the data fixes about a generator: channels in (mask) and out (image), and the model
+    size (an int side for square 2D images, a volume shape for 3D)."""
+
+    mask_channels: int
+    image_channels: int
+    image_size: int | tuple[int, ...]
+
+    @property
+    def dims(self) -> int:
+        return 2 if isinstance(self.image_size, int) else len(self.image_size)
+
+
+class GeneratorRecipe(ABC):
+    """A mask-to-image generator and its own training.
+
+    `generator` is an nn.Module mapping masks (N, mask_channels, *size) in {0, 1} to images
+    (N, image_channels, *size) in [-1, 1]. `stateful()` names every object with a state_dict that
+    a resumed run needs; `networks()` the subset a pre-training cache and generator.pt keep.
+    """
+
+    name = "recipe"
+
+    def __init__(
+        self, *, config: DictConfig, shape: GeneratorShape, runtime: Runtime, lr: float
+    ) -> None:
+        self.config = config
+        self.lr = float(lr)  # pre-training learning rate of every optimiser the recipe owns
+        self.shape = shape
+        self.runtime = runtime
+
+    generator: nn.Module
+
+    # ----- training --------------------------------------------------------------------------
+    @abstractmethod
+    def train_step(self, masks: Tensor, images: Tensor, fake: Tensor) -> dict[str, float]:
+        """One update of the generator (and its critics) on real pairs; `fake` is
+        `synthesise(masks)` from this step, so a method can share one forward pass."""
+
+    def pretrain_step(self, masks: Tensor, images: Tensor) -> dict[str, float]:
+        """One pre-training update on real pairs (by default the same as a training step)."""
+        return self.train_step(masks, images, self.synthesise(masks))
+
+    @abstractmethod
+    def set_learning_rate(self, lr: float) -> None:
+        """The learning rate of every optimiser the recipe owns (end-to-end phase)."""
+
+    def freeze(self) -> None:
+        """No more updates (separate): weights and normalisation statistics fixed."""
+        self.generator.requires_grad_(False)
+        self.generator.eval()
+
+    # ----- synthesis -------------------------------------------------------------------------
+    def synthesise(self, masks: Tensor, exact: bool = False) -> Tensor:
+        """Images for `masks` in the segmenter's memory format. `exact`: fp32, no autocast, for
+        the hypergradient path (the upper level differentiates through these images)."""
+        if exact:
+            images = self.generator(masks)
+        else:
+            with self.runtime.autocast():
+                images = self.generator(masks).float()
+        if self.runtime.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        return images
+
+    @torch.no_grad()
+    def preview(self, masks: Tensor) -> Tensor:
+        """Images for preview grids: eval mode for this one pass, then back to the old mode."""
+        was_training = self.generator.training
+        self.generator.eval()
+        images = self.synthesise(masks)
+        self.generator.train(was_training)
+        return images
+
+    # ----- parameters the levels above may move ----------------------------------------------
+    def weight_parameters(self) -> list[nn.Parameter]:
+        """The generator's weights (what `mlo.generator_weights` lets the hypergradient move)."""
+        return list(self.generator.parameters())
+
+    def upper_parameters(self) -> list[nn.Parameter]:
+        """Parameters that only the upper level trains (e.g. architecture weights); none here."""
+        return []
+
+    # ----- state -----------------------------------------------------------------------------
+    @abstractmethod
+    def networks(self) -> dict[str, nn.Module]:
+        """The networks (no optimisers): what generator.pt and the pre-training cache hold."""
+
+    def stateful(self) -> dict[str, Any]:
+        """Everything with a state_dict that a resumed run must get back."""
+        return self.networks()
+
+    def load_networks(self, state: dict) -> None:
+        for key, module in self.networks().items():
+            module.load_state_dict(state[key])
+
+    def describe(self) -> dict:
+        """What metrics.json says about the generator."""
+        return {"name": self.config.get("name", self.name)}
+
+
+def build_recipe(
+    config: DictConfig, shape: GeneratorShape, runtime: Runtime, lr: float
+) -> GeneratorRecipe:
+    """The recipe that `config._target_` names. Configs written before recipes existed (no
+    `_target_`, a `model` and a `discriminator`) are pix2pix recipes."""
+    target = config.get("_target_", "genseg_cli.generators.pix2pix.Pix2PixRecipe")
+    return get_class(target)(config=config, shape=shape, runtime=runtime, lr=lr)
+
+
+def mask_size(value: int | Sequence[int]) -> int | tuple[int, ...]:
+    """A model size from config (an int, or a list for volumes) as GeneratorShape takes it."""
+    return int(value) if isinstance(value, int) else tuple(int(s) for s in value)

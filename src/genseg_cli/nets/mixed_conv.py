@@ -1,0 +1,138 @@
+"""The searchable up-/down-sampling op: a softmax(alpha)-weighted mix of stride-2 convolutions.
+
+GenSeg's upper level searches the generator's architecture DARTS-style: each searchable layer is
+a ``MixedConv`` over candidate kernel sizes, whose ``alpha`` is an ordinary ``nn.Parameter``
+that a hypergradient reaches through ``torch.func.functional_call``. A layer with a single
+candidate has nothing to search and is a plain convolution (``strided_op``).
+
+>>> import torch
+>>> op = strided_op(8, 4, (4, 6, 8), transposed=True, bias=False)
+>>> type(op).__name__, op(torch.randn(1, 8, 5, 5)).shape
+('MixedConv', torch.Size([1, 4, 10, 10]))
+>>> type(strided_op(8, 4, (4,), transposed=True, bias=False)).__name__
+'ConvTranspose2d'
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from genseg_cli.nets.layers import check_dims
+from genseg_cli.nets.strided_conv import plain_strided_conv, strided_conv
+
+__all__ = ["MixedConv", "check_kernels", "strided_op"]
+
+
+def check_kernels(kernels: Sequence[int], what: str) -> tuple[int, ...]:
+    """Validate candidate kernel sizes; only even sizes halve/double a size exactly."""
+    out = tuple(int(k) for k in kernels)
+    if not out:
+        raise ValueError(f"{what} must list at least one kernel size, got {list(kernels)}")
+    bad = [k for k in out if k < 2 or k % 2]
+    if bad:
+        raise ValueError(
+            f"{what} must be even and >= 2 (stride 2, padding (k-2)//2 keeps sizes exact), "
+            f"got {list(out)}"
+        )
+    if len(set(out)) != len(out):
+        raise ValueError(f"{what} has duplicate kernel sizes: {list(out)}")
+    return out
+
+
+class MixedConv(nn.Module):
+    """softmax(alpha)-weighted sum of stride-2 (transposed) convolutions with kernels ``kernels``.
+
+    A (transposed) convolution is linear in its kernel, and with padding (k-2)//2 a k-kernel
+    equals the largest kernel zero-padded symmetrically. The weighted sum of the candidate
+    outputs is therefore computed exactly as ONE convolution with the weighted sum of the
+    padded kernels: same result and gradients, a third of the convolution cost. ``dims=3``
+    does the same with 3D kernels on volumes (N,C,D,H,W).
+
+    >>> op = MixedConv(8, 4, (4, 6, 8), transposed=True, bias=False)
+    >>> op(torch.randn(1, 8, 5, 5)).shape
+    torch.Size([1, 4, 10, 10])
+    >>> MixedConv(8, 4, (2, 4), transposed=False, bias=True, dims=3)(
+    ...     torch.randn(1, 8, 4, 6, 8)).shape
+    torch.Size([1, 4, 2, 3, 4])
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernels: Sequence[int],
+        *,
+        transposed: bool,
+        bias: bool,
+        dims: int = 2,
+    ) -> None:
+        super().__init__()
+        self.kernels = check_kernels(kernels, "kernels")
+        self.transposed = transposed
+        self.dims = check_dims(dims)
+        self.k_max = max(self.kernels)
+        for k in self.kernels:
+            # Same layout as nn.ConvTranspose{2,3}d / nn.Conv{2,3}d so the init matches theirs.
+            ref = plain_strided_conv(
+                in_channels, out_channels, k, transposed=transposed, bias=bias, dims=dims
+            )
+            self.register_parameter(f"weight_k{k}", ref.weight)
+            self.register_parameter(f"bias_k{k}", ref.bias)
+        # Zeros: the search starts from the uniform mixture.
+        self.alpha = nn.Parameter(torch.zeros(len(self.kernels)))
+
+    @property
+    def name(self) -> str:
+        return "convT" if self.transposed else "conv"
+
+    def candidate_weights(self) -> Tensor:
+        """Mixture weights softmax(alpha), differentiable w.r.t. alpha."""
+        return torch.softmax(self.alpha, dim=0)
+
+    def forward(self, x: Tensor) -> Tensor:
+        mix = self.candidate_weights()
+        # Largest kernel first, then scale-before-pad: the elementwise work on these large
+        # kernels is a real share of the cost when the feature maps are small.
+        order = sorted(range(len(self.kernels)), key=lambda i: -self.kernels[i])
+        kernel = bias = None
+        for i in order:
+            k = self.kernels[i]
+            p = (self.k_max - k) // 2
+            w = mix[i] * getattr(self, f"weight_k{k}")
+            # F.pad takes (before, after) per spatial dim: pad every one of them.
+            w = F.pad(w, (p, p) * self.dims) if p else w
+            kernel = w if kernel is None else kernel + w
+            b = getattr(self, f"bias_k{k}")
+            if b is not None:
+                bias = mix[i] * b if bias is None else bias + mix[i] * b
+        pad = (self.k_max - 2) // 2
+        return strided_conv(
+            x, kernel, bias, transposed=self.transposed, padding=pad, dims=self.dims
+        )
+
+    def derive(self) -> tuple[str, list[float]]:
+        """The argmax candidate as ``"convT k6"`` and the mixture weights as floats."""
+        weights = self.candidate_weights().detach().cpu().tolist()
+        best = max(range(len(weights)), key=weights.__getitem__)
+        return f"{self.name} k{self.kernels[best]}", weights
+
+
+def strided_op(
+    in_ch: int,
+    out_ch: int,
+    kernels: tuple[int, ...],
+    *,
+    transposed: bool,
+    bias: bool,
+    dims: int = 2,
+) -> nn.Module:
+    """A ``MixedConv`` over ``kernels``, or a plain stride-2 conv when there is one kernel."""
+    if len(kernels) == 1:  # nothing to search: a plain layer, no alpha
+        return plain_strided_conv(
+            in_ch, out_ch, kernels[0], transposed=transposed, bias=bias, dims=dims
+        )
+    return MixedConv(in_ch, out_ch, kernels, transposed=transposed, bias=bias, dims=dims)

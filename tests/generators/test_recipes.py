@@ -1,0 +1,117 @@
+"""Generator recipes: a recipe defined here, outside the package, trains `separate` and `genseg`
+through the config alone; the pix2pix recipe keeps its contract (freeze, parameter groups)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from omegaconf import OmegaConf
+from torch import Tensor, nn
+
+from genseg_cli.core.config import compose
+from genseg_cli.core.runtime import resolve_runtime
+from genseg_cli.engine.loop import run_training
+from genseg_cli.engine.restore import load_generator, load_run
+from genseg_cli.generators.base import GeneratorRecipe, GeneratorShape, build_recipe
+
+CALLS: dict[str, int] = {"train_step": 0}
+
+
+class TinyRecipe(GeneratorRecipe):
+    """One 1x1 convolution and a bias the upper level may learn: the smallest real recipe."""
+
+    name = "tiny"
+
+    def __init__(self, *, config, shape: GeneratorShape, runtime, lr: float) -> None:
+        super().__init__(config=config, shape=shape, runtime=runtime, lr=lr)
+        conv = nn.Conv2d if shape.dims == 2 else nn.Conv3d
+        self.generator = nn.Sequential(
+            conv(shape.mask_channels, shape.image_channels, 1), nn.Tanh()
+        ).to(runtime.device)
+        self.optimizer = torch.optim.SGD(self.generator.parameters(), lr=self.lr)
+
+    def train_step(self, masks: Tensor, images: Tensor, fake: Tensor) -> dict[str, float]:
+        CALLS["train_step"] += 1
+        self.optimizer.zero_grad()
+        loss = (fake - images).abs().mean()
+        loss.backward()
+        self.optimizer.step()
+        return {"loss/G_l1": float(loss.detach())}
+
+    def set_learning_rate(self, lr: float) -> None:
+        self.optimizer.param_groups[0]["lr"] = lr
+
+    def networks(self) -> dict[str, nn.Module]:
+        return {"generator": self.generator}
+
+    def upper_parameters(self) -> list[nn.Parameter]:
+        return [self.generator[0].bias]  # genseg's architecture step moves these
+
+
+TINY = [f"generator._target_={__name__}.TinyRecipe", "generator.name=tiny"]
+FAST = [
+    "profile=debug",
+    "trainer.precision=fp32",
+    "method.pretrain.steps=2",
+    "method.pretrain.cache_dir=null",
+    "mlo.arch_every=1",
+]
+
+
+@pytest.mark.parametrize("method", ["separate", "genseg"])
+def test_a_recipe_from_outside_the_package_trains_a_method(method, data_dir, tmp_path):
+    CALLS["train_step"] = 0
+    cfg = compose("train", [f"method={method}", *FAST, *TINY, f"paths.data_dir={data_dir}"])
+    metrics = run_training(cfg, tmp_path)
+    assert metrics["generator"]["name"] == "tiny"
+    # separate: 2 pre-training steps; genseg: those plus one per training step (4)
+    assert CALLS["train_step"] == (2 if method == "separate" else 6)
+    (tmp_path / "config.yaml").write_text(OmegaConf.to_yaml(cfg))
+    (tmp_path / "status.json").write_text(json.dumps({"status": "done"}))
+    generator = load_generator(load_run(tmp_path, device="cpu"))
+    assert isinstance(generator[0], nn.Conv2d) and not generator.training
+
+
+def shape_2d() -> GeneratorShape:
+    return GeneratorShape(mask_channels=1, image_channels=1, image_size=32)
+
+
+def test_the_pix2pix_recipe_is_the_default_for_configs_without_a_target():
+    """generator.pt files written before recipes had no _target_: they are pix2pix."""
+    config = compose("train", ["profile=debug"]).generator
+    config = OmegaConf.create({k: v for k, v in config.items() if k != "_target_"})
+    recipe = build_recipe(config, shape_2d(), resolve_runtime("cpu", "fp32", False), lr=1e-3)
+    assert type(recipe).__name__ == "Pix2PixRecipe" and set(recipe.networks()) == {
+        "generator",
+        "discriminator",
+    }
+
+
+def test_frozen_pix2pix_keeps_dropout_as_noise_and_stops_learning():
+    config = compose("train", ["profile=debug"]).generator
+    recipe = build_recipe(config, shape_2d(), resolve_runtime("cpu", "fp32", False), lr=1e-3)
+    recipe.freeze()
+    masks = (torch.rand(2, 1, 32, 32) > 0.5).float()
+    first, second = recipe.synthesise(masks), recipe.synthesise(masks)
+    assert not torch.equal(first, second)  # dropout still draws
+    assert not any(p.requires_grad for p in recipe.generator.parameters())
+    norms = [m for m in recipe.generator.modules() if isinstance(m, nn.BatchNorm2d)]
+    assert norms and not any(m.training for m in norms)
+
+
+def test_searchable_pix2pix_offers_alpha_to_the_upper_level_and_fixed_does_not():
+    runtime = resolve_runtime("cpu", "fp32", False)
+    searchable = compose("train", ["profile=debug"]).generator
+    fixed = compose("train", ["profile=debug", "generator=pix2pix_fixed"]).generator
+    assert build_recipe(searchable, shape_2d(), runtime, lr=1e-3).upper_parameters()
+    assert not build_recipe(fixed, shape_2d(), runtime, lr=1e-3).upper_parameters()
+
+
+def test_exact_synthesis_stays_in_the_graph():
+    config = compose("train", ["profile=debug"]).generator
+    recipe = build_recipe(config, shape_2d(), resolve_runtime("cpu", "fp32", False), lr=1e-3)
+    images = recipe.synthesise((torch.rand(2, 1, 32, 32) > 0.5).float(), exact=True)
+    images.mean().backward()
+    assert all(a.grad is not None for a in recipe.upper_parameters())
