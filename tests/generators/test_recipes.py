@@ -12,9 +12,10 @@ from torch import Tensor, nn
 
 from genseg_cli.core.config import compose
 from genseg_cli.core.runtime import resolve_runtime
+from genseg_cli.data.spec import DataSpec
 from genseg_cli.engine.loop import run_training
 from genseg_cli.engine.restore import load_generator, load_run
-from genseg_cli.generators.base import GeneratorRecipe, GeneratorShape, build_recipe
+from genseg_cli.generators.base import GeneratorRecipe, build_recipe
 
 CALLS: dict[str, int] = {"train_step": 0}
 
@@ -24,11 +25,11 @@ class TinyRecipe(GeneratorRecipe):
 
     name = "tiny"
 
-    def __init__(self, *, config, shape: GeneratorShape, runtime, lr: float) -> None:
-        super().__init__(config=config, shape=shape, runtime=runtime, lr=lr)
-        conv = nn.Conv2d if shape.dims == 2 else nn.Conv3d
+    def __init__(self, *, config, spec: DataSpec, runtime, lr: float) -> None:
+        super().__init__(config=config, spec=spec, runtime=runtime, lr=lr)
+        conv = nn.Conv2d if spec.dims == 2 else nn.Conv3d
         self.generator = nn.Sequential(
-            conv(shape.mask_channels, shape.image_channels, 1), nn.Tanh()
+            conv(spec.mask_channels, spec.image_channels, 1), nn.Tanh()
         ).to(runtime.device)
         self.optimizer = torch.optim.SGD(self.generator.parameters(), lr=self.lr)
 

@@ -59,6 +59,39 @@ def training_batches(
     )
 
 
+def unlabeled_batches(
+    samples: Sequence[Sample], spec: DataSpec, steps: int, seed: int, augment: DictConfig | None
+) -> DataLoader:
+    """`steps` batches of unlabeled images ("unlabeled_image"), spec.batch_size each, sampled
+    with replacement and moved by the `augment` group: the weak view that semi-supervised
+    objectives predict pseudo labels on. The samples' masks are placeholders and never leave."""
+    dataset = SampleDataset(samples, spec, instantiate_pipeline(augment, seed, spec))
+    generator = torch.Generator().manual_seed(seed)
+    sampler = RandomSampler(
+        dataset, replacement=True, num_samples=steps * spec.batch_size, generator=generator
+    )
+    return DataLoader(
+        _OnlyImages(dataset),
+        batch_size=spec.batch_size,
+        sampler=sampler,
+        num_workers=spec.num_workers,
+        drop_last=True,
+    )
+
+
+class _OnlyImages(torch.utils.data.Dataset):
+    """A SampleDataset's items reduced to their image, under the unlabeled stream's key."""
+
+    def __init__(self, dataset: SampleDataset) -> None:
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> dict:
+        return {"unlabeled_image": self.dataset[index]["image"]}
+
+
 def whole_set(samples: Sequence[Sample], spec: DataSpec) -> dict[str, torch.Tensor]:
     """All samples at model size as one batch (validation, references for previews)."""
     items = SampleDataset(samples, spec)

@@ -17,6 +17,7 @@ from genseg_cli.data.codecs import codec_for
 from genseg_cli.data.io import read_split_table
 from genseg_cli.data.registry import dataset_root, dataset_spec, require_present
 from genseg_cli.data.samples import Sample
+from genseg_cli.data.spec import DataSpec
 from genseg_cli.data.splits import Splits, make_splits
 
 log = logging.getLogger(__name__)
@@ -47,6 +48,16 @@ def verified_ids(spec: DictConfig, root: Path, check_modes: bool = False) -> lis
     return codec.ids(root)
 
 
+def load_unlabeled(
+    entry: DictConfig, data_dir: str | Path, ids: list[str], spec: DataSpec
+) -> list[Sample]:
+    """The images of `ids` without their masks (read as a prediction input is: the mask file is
+    never opened), for the unlabeled stream."""
+    codec = codec_for(entry.dims)
+    files = codec.index(dataset_root(entry, data_dir) / codec.folders[0])
+    return [codec.read_input(files[i], spec) for i in ids]
+
+
 def load_run_data(
     spec: DictConfig,
     data_dir: str | Path,
@@ -54,6 +65,7 @@ def load_run_data(
     seed: int,
     val_fraction: float,
     with_ood: bool = True,
+    n_unlabeled: int | None = 0,
 ) -> RunData:
     """Verify, split and load the dataset of registry entry `spec`, then its out-of-domain sets
     that are present (3D datasets list none).
@@ -66,7 +78,8 @@ def load_run_data(
     codec = codec_for(spec.dims)
     root = dataset_root(spec, data_dir)
     ids = verified_ids(spec, root, check_modes=True)
-    splits = make_splits(ids, spec, n_labeled, seed, val_fraction, read_split_table(root))
+    table = read_split_table(root)
+    splits = make_splits(ids, spec, n_labeled, seed, val_fraction, table, n_unlabeled)
     channels = int(spec.channels)
     data = RunData(
         splits=splits,

@@ -20,7 +20,6 @@ from genseg_cli.core.runtime import Runtime, resolve_runtime, seed_everything
 from genseg_cli.data.batches import preview_masks, training_batches, whole_set
 from genseg_cli.data.run_data import RunData, load_run_data
 from genseg_cli.data.spec import DataSpec
-from genseg_cli.data.streams import LABELLED, NEW_MASKS
 from genseg_cli.engine.checkpoint import (
     Progress,
     TrainingInterrupted,
@@ -29,19 +28,23 @@ from genseg_cli.engine.checkpoint import (
     save_last,
     set_rng_state,
 )
+from genseg_cli.engine.streams import check_unlabeled, step_batches
 from genseg_cli.engine.tensorboard import ScalarLog
 from genseg_cli.evaluation.evaluate import evaluate_model, summarise
 from genseg_cli.evaluation.metrics import batch_dice
 from genseg_cli.methods.base import Method, TrainingContext
 from genseg_cli.nets.segmenters import build_segmenter
+from genseg_cli.semisup.base import UnlabeledObjective
 
 log = logging.getLogger(__name__)
 BEST = "checkpoints/best.pt"
 
 
-def build_method(cfg: DictConfig, runtime: Runtime) -> Method:
-    """The configured method around a freshly built segmenter."""
-    segmenter = runtime.prepare(build_segmenter(cfg.backbone, int(cfg.dataset.dims)))
+def build_method(cfg: DictConfig, runtime: Runtime, spec: DataSpec | None = None) -> Method:
+    """The configured method around a freshly built segmenter (spec: the run's DataSpec,
+    resolved from cfg when not given)."""
+    spec = spec or DataSpec.from_config(cfg)
+    segmenter = runtime.prepare(build_segmenter(cfg.backbone, spec.dims))
     scheduler = instantiate(cfg.optim.scheduler) if cfg.optim.get("scheduler") else None
     # objects are passed to the partial, not to instantiate(), which would turn them into configs
     return instantiate(cfg.method, _partial_=True)(
@@ -49,12 +52,27 @@ def build_method(cfg: DictConfig, runtime: Runtime) -> Method:
         optimizer=instantiate(cfg.optim.optimizer),
         scheduler=scheduler,
         runtime=runtime,
+        spec=spec,
         grad_clip=cfg.trainer.grad_clip,
+        unlabeled=build_unlabeled_objective(cfg),
     )
 
 
-def training_context(cfg: DictConfig, data: RunData, run_dir: Path) -> TrainingContext:
-    seed, spec = int(cfg.seed), DataSpec.from_config(cfg)
+def build_unlabeled_objective(cfg: DictConfig) -> UnlabeledObjective | None:
+    """The `ssl` group's objective on unlabeled images, or None (ssl=none)."""
+    node = cfg.get("ssl")
+    if not node or not node.get("_target_"):
+        return None
+    settings = OmegaConf.to_container(node, resolve=True)  # the run's values, then no parent
+    for key in ("name", "label"):
+        settings.pop(key)
+    return instantiate(OmegaConf.create(settings), name=node.name)
+
+
+def training_context(
+    cfg: DictConfig, data: RunData, run_dir: Path, spec: DataSpec | None = None
+) -> TrainingContext:
+    seed, spec = int(cfg.seed), spec or DataSpec.from_config(cfg)
     key = {
         "dataset": cfg.dataset.name,
         "train": data.splits.train,
@@ -97,22 +115,13 @@ def checkpoint(method: Method, cfg: DictConfig, step: int, val_dice: float) -> d
 def fit(cfg: DictConfig, method: Method, data: RunData, run_dir: Path) -> dict:
     """Run trainer.steps training steps, keeping the best-validation checkpoint on disk and a
     resumable one every trainer.checkpoint_every steps; with `resume`, continue from it."""
-    context = training_context(cfg, data, run_dir)
+    spec = method.spec
+    context = training_context(cfg, data, run_dir, spec)
     started = time.perf_counter()
     method.prepare(context)
     prepare_time = time.perf_counter() - started
     steps, tcfg = int(cfg.trainer.steps), cfg.trainer
-    batches = iter(
-        training_batches(
-            data.train,
-            DataSpec.from_config(cfg),
-            steps,
-            int(cfg.seed),
-            cfg.augment if LABELLED in method.streams else None,
-            cfg.get("mask_augment"),
-            NEW_MASKS in method.streams,
-        )
-    )
+    batches = step_batches(cfg, method, data, steps)
     progress_state = Progress()
     restored = load_last(run_dir, method) if cfg.get("resume") else None
     if restored is not None:
@@ -182,7 +191,7 @@ def write_history(run_dir: Path, history: pd.DataFrame) -> None:
 def evaluate_run(cfg: DictConfig, method: Method, data: RunData, run_dir: Path) -> dict:
     """Score the best checkpoint on test and OOD sets; write per_image.csv; return summaries."""
     method.segmenter.load_state_dict(torch.load(run_dir / BEST, map_location="cpu")["model"])
-    spec, sets = DataSpec.from_config(cfg), {"test": data.test, **data.ood}
+    spec, sets = method.spec, {"test": data.test, **data.ood}
     frames, summary = [], {}
     for name, samples in sets.items():
         scores = evaluate_model(
@@ -216,6 +225,7 @@ def run_training(cfg: DictConfig, run_dir: Path) -> dict:
         int(cfg.seed),
         float(cfg.val_fraction),
         with_ood=bool(cfg.evaluation.ood),
+        n_unlabeled=cfg.get("n_unlabeled"),
     )
     write_json(run_dir / "splits.json", data.splits.to_dict())
     log.info(
@@ -229,13 +239,14 @@ def run_training(cfg: DictConfig, run_dir: Path) -> dict:
         runtime.precision,
         runtime.device,
     )
-    method = build_method(cfg, runtime)
+    method = build_method(cfg, runtime, spec)
+    check_unlabeled(cfg, method, data)
     best = fit(cfg, method, data, run_dir)
     results = evaluate_run(cfg, method, data, run_dir)
     metrics = {
         "run": {
             "dataset": cfg.dataset.name,
-            "method": cfg.method.name,
+            "method": cfg.method.name + (cfg.get("ssl") or {}).get("label", ""),
             "backbone": cfg.backbone.name,
             "n_labeled": int(cfg.n_labeled),
             "seed": int(cfg.seed),
@@ -246,6 +257,7 @@ def run_training(cfg: DictConfig, run_dir: Path) -> dict:
             "resolution": cfg.evaluation.resolution,
             "n_train": len(data.train),
             "n_val": len(data.val),
+            "n_unlabeled": len(data.splits.unlabeled) if method.unlabeled is not None else 0,
         },
         "best_step": best["step"],
         "val_dice": best["val_dice"],

@@ -12,9 +12,8 @@ from torch import nn
 
 from genseg_cli.core.errors import GensegError
 from genseg_cli.core.runtime import Runtime, resolve_runtime
-from genseg_cli.data.registry import mask_channels
 from genseg_cli.data.spec import DataSpec
-from genseg_cli.generators.base import GeneratorShape, build_recipe, mask_size
+from genseg_cli.generators.base import build_recipe
 from genseg_cli.nets.segmenters import build_segmenter
 
 
@@ -82,10 +81,7 @@ def load_generator(run: TrainedRun) -> nn.Module:
             "use a run of method=separate or method=genseg"
         )
     state = torch.load(path, map_location="cpu")
-    dataset = run.cfg.dataset
-    size = mask_size(run.spec.model_size)
-    shape = GeneratorShape(mask_channels(dataset), int(dataset.channels), size)
     # lr 0: nothing is trained here; the recipe's optimisers only exist because it owns them
-    recipe = build_recipe(OmegaConf.create(state["config"]), shape, run.runtime, lr=0.0)
+    recipe = build_recipe(OmegaConf.create(state["config"]), run.spec, run.runtime, lr=0.0)
     recipe.load_networks(state)
     return recipe.generator.eval()

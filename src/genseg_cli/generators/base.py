@@ -7,7 +7,7 @@ together) is a new recipe and a `conf/generator/<name>.yaml` whose `_target_` na
 changes. `genseg_cli.generators.template` is a commented example to start from.
 
 The lifecycle, as the methods drive it:
-    recipe = build_recipe(cfg.generator, GeneratorShape(...), runtime, pretrain.lr)
+    recipe = build_recipe(cfg.generator, spec, runtime, pretrain.lr)
     recipe.pretrain_step(masks, images) * pretrain.steps   # on real pairs, before segmentation
     recipe.set_learning_rate(end_to_end_lr)                # genseg: slower once the loop starts
     fake = recipe.synthesise(masks)                        # autocast, for the segmenter
@@ -18,8 +18,6 @@ The lifecycle, as the methods drive it:
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -28,38 +26,26 @@ from omegaconf import DictConfig
 from torch import Tensor, nn
 
 from genseg_cli.core.runtime import Runtime
-
-
-@dataclass(frozen=True)
-class GeneratorShape:
-    """What the data fixes about a generator: channels in (mask) and out (image), and the model
-    size (an int side for square 2D images, a volume shape for 3D)."""
-
-    mask_channels: int
-    image_channels: int
-    image_size: int | tuple[int, ...]
-
-    @property
-    def dims(self) -> int:
-        return 2 if isinstance(self.image_size, int) else len(self.image_size)
+from genseg_cli.data.spec import DataSpec
 
 
 class GeneratorRecipe(ABC):
     """A mask-to-image generator and its own training.
 
-    `generator` is an nn.Module mapping masks (N, mask_channels, *size) in {0, 1} to images
-    (N, image_channels, *size) in [-1, 1]. `stateful()` names every object with a state_dict that
-    a resumed run needs; `networks()` the subset a pre-training cache and generator.pt keep.
+    `generator` is an nn.Module mapping masks (N, spec.mask_channels, *spec.spatial) in {0, 1}
+    to images (N, spec.image_channels, *spec.spatial) in [-1, 1]. `stateful()` names every
+    object with a state_dict that a resumed run needs; `networks()` the subset a pre-training
+    cache and generator.pt keep.
     """
 
     name = "recipe"
 
     def __init__(
-        self, *, config: DictConfig, shape: GeneratorShape, runtime: Runtime, lr: float
+        self, *, config: DictConfig, spec: DataSpec, runtime: Runtime, lr: float
     ) -> None:
         self.config = config
         self.lr = float(lr)  # pre-training learning rate of every optimiser the recipe owns
-        self.shape = shape
+        self.spec = spec  # channels, model size and dimensionality of the run's data
         self.runtime = runtime
 
     generator: nn.Module
@@ -133,14 +119,10 @@ class GeneratorRecipe(ABC):
 
 
 def build_recipe(
-    config: DictConfig, shape: GeneratorShape, runtime: Runtime, lr: float
+    config: DictConfig, spec: DataSpec, runtime: Runtime, lr: float
 ) -> GeneratorRecipe:
     """The recipe that `config._target_` names. Configs written before recipes existed (no
     `_target_`, a `model` and a `discriminator`) are pix2pix recipes."""
     target = config.get("_target_", "genseg_cli.generators.pix2pix.Pix2PixRecipe")
-    return get_class(target)(config=config, shape=shape, runtime=runtime, lr=lr)
+    return get_class(target)(config=config, spec=spec, runtime=runtime, lr=lr)
 
-
-def mask_size(value: int | Sequence[int]) -> int | tuple[int, ...]:
-    """A model size from config (an int, or a list for volumes) as GeneratorShape takes it."""
-    return int(value) if isinstance(value, int) else tuple(int(s) for s in value)

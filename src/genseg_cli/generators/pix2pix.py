@@ -14,7 +14,8 @@ from omegaconf import DictConfig
 from torch import Tensor, nn
 
 from genseg_cli.core.runtime import Runtime
-from genseg_cli.generators.base import GeneratorRecipe, GeneratorShape
+from genseg_cli.data.spec import DataSpec
+from genseg_cli.generators.base import GeneratorRecipe
 from genseg_cli.nets.losses import GANLoss
 
 
@@ -33,21 +34,21 @@ class Pix2PixRecipe(GeneratorRecipe):
     name = "pix2pix"
 
     def __init__(
-        self, *, config: DictConfig, shape: GeneratorShape, runtime: Runtime, lr: float
+        self, *, config: DictConfig, spec: DataSpec, runtime: Runtime, lr: float
     ) -> None:
-        super().__init__(config=config, shape=shape, runtime=runtime, lr=lr)
+        super().__init__(config=config, spec=spec, runtime=runtime, lr=lr)
         device = runtime.device
         # G before D: the order in which their weights draw from the seeded generator
         self.generator = instantiate(
             config.model,
-            in_channels=shape.mask_channels,
-            out_channels=shape.image_channels,
-            image_size=shape.image_size,
+            in_channels=spec.mask_channels,
+            out_channels=spec.image_channels,
+            image_size=spec.model_size,
         ).to(device)
         self.discriminator = instantiate(
             config.discriminator,
-            in_channels=shape.mask_channels + shape.image_channels,
-            dims=shape.dims,
+            in_channels=spec.mask_channels + spec.image_channels,
+            dims=spec.dims,
         ).to(device)
         self.gan_loss = GANLoss(config.gan_loss)
         self.lambda_l1 = float(config.lambda_l1)

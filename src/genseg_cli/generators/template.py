@@ -25,7 +25,8 @@ from omegaconf import DictConfig
 from torch import Tensor, nn
 
 from genseg_cli.core.runtime import Runtime
-from genseg_cli.generators.base import GeneratorRecipe, GeneratorShape
+from genseg_cli.data.spec import DataSpec
+from genseg_cli.generators.base import GeneratorRecipe
 
 CONV = {2: nn.Conv2d, 3: nn.Conv3d}
 
@@ -39,17 +40,17 @@ class TemplateRecipe(GeneratorRecipe):
     name = "template"
 
     def __init__(
-        self, *, config: DictConfig, shape: GeneratorShape, runtime: Runtime, lr: float
+        self, *, config: DictConfig, spec: DataSpec, runtime: Runtime, lr: float
     ) -> None:
-        super().__init__(config=config, shape=shape, runtime=runtime, lr=lr)
-        conv, width = CONV[shape.dims], int(config.get("width", 16))
+        super().__init__(config=config, spec=spec, runtime=runtime, lr=lr)
+        conv, width = CONV[spec.dims], int(config.get("width", 16))
         layers: list[nn.Module] = []
-        channels = shape.mask_channels
+        channels = spec.mask_channels
         for _ in range(int(config.get("depth", 3))):
             layers += [conv(channels, width, 3, padding=1), nn.LeakyReLU(0.2)]
             channels = width
         # tanh: images live in [-1, 1], the range the segmenter's real inputs have
-        layers += [conv(channels, shape.image_channels, 3, padding=1), nn.Tanh()]
+        layers += [conv(channels, spec.image_channels, 3, padding=1), nn.Tanh()]
         self.generator = nn.Sequential(*layers).to(runtime.device)
         self.optimizer = torch.optim.Adam(self.generator.parameters(), lr=self.lr)
 

@@ -19,8 +19,10 @@ from omegaconf import DictConfig
 from torch import nn
 
 from genseg_cli.core.runtime import Runtime
-from genseg_cli.data.streams import LABELLED, LABELLED_PLAIN, check_streams
+from genseg_cli.data.spec import DataSpec
+from genseg_cli.data.streams import LABELLED, LABELLED_PLAIN, UNLABELED, check_streams
 from genseg_cli.nets.losses import real_plus_synthetic_loss
+from genseg_cli.semisup.base import UnlabeledObjective
 
 
 @dataclass
@@ -59,17 +61,25 @@ class Method:
         optimizer: Callable[..., torch.optim.Optimizer],
         scheduler: Callable[..., Any] | None,
         runtime: Runtime,
+        spec: DataSpec,
         grad_clip: float | None = None,
         name: str | None = None,
         augment_real: bool = True,
+        unlabeled: UnlabeledObjective | None = None,
     ) -> None:
         self.segmenter = segmenter
         # methods built with _recursive_=false receive the loss as a config
         self.loss = instantiate(loss) if isinstance(loss, DictConfig) else loss
         self.runtime = runtime
+        self.spec = spec  # the run's data as the networks see it
         self.grad_clip = grad_clip
         if not augment_real:  # the real pairs skip the augment pipeline
             self.streams = tuple(LABELLED_PLAIN if s == LABELLED else s for s in self.streams)
+        # an objective on unlabeled images (ssl=...) joins every segmenter update
+        self.unlabeled = unlabeled
+        if unlabeled is not None:
+            self.streams = (*self.streams, UNLABELED)
+            unlabeled.bind(segmenter, runtime)
         check_streams(self.streams)
         self.optimizer = optimizer(segmenter.parameters())
         self.scheduler = scheduler(self.optimizer) if scheduler is not None else None
@@ -89,6 +99,15 @@ class Method:
             images = images.contiguous(memory_format=torch.channels_last)
         return images, masks
 
+    def unlabeled_images(self, batch: dict) -> torch.Tensor | None:
+        """The batch's unlabeled images on the device (None without an unlabeled objective)."""
+        if self.unlabeled is None:
+            return None
+        images = batch["unlabeled_image"].to(self.runtime.device, non_blocking=True)
+        if self.runtime.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        return images
+
     def segmentation_update(
         self,
         images: torch.Tensor,
@@ -96,17 +115,36 @@ class Method:
         synthetic: torch.Tensor | None = None,
         new_masks: torch.Tensor | None = None,
         synthetic_weight: float = 0.0,
-    ) -> torch.Tensor:
+        unlabeled: torch.Tensor | None = None,
+    ) -> dict[str, float]:
         """One optimiser step of the segmenter on real pairs, plus synthetic pairs when given
-        (L = L(real) + synthetic_weight * L(synthetic), one forward pass); returns the loss."""
+        (L = L(real) + synthetic_weight * L(synthetic)), plus the unlabeled objective's ramped
+        loss on `unlabeled` images; one forward pass over all of them, so batch-norm statistics
+        are shared. Returns the losses ("loss/seg": the supervised part)."""
         self.segmenter.train()
         self.optimizer.zero_grad(set_to_none=True)
         n_real = images.shape[0]
         if synthetic is not None:
             images, masks = torch.cat([images, synthetic]), torch.cat([masks, new_masks])
+        n_labelled, context = images.shape[0], None
+        if unlabeled is not None and self.unlabeled is not None:
+            student, context = self.unlabeled.prepare(
+                self.segmenter, unlabeled, images[:n_real], masks[:n_real]
+            )
+            if self.runtime.channels_last:
+                student = student.contiguous(memory_format=torch.channels_last)
+            images = torch.cat([images, student])
         with self.runtime.autocast():
             logits = self.segmenter(images)
-        loss = real_plus_synthetic_loss(self.loss, logits, masks, n_real, synthetic_weight)
+        labelled = logits if context is None else logits[:n_labelled]
+        loss = real_plus_synthetic_loss(self.loss, labelled, masks, n_real, synthetic_weight)
+        losses = {"loss/seg": float(loss.detach())}
+        if context is not None:
+            unlabeled_loss, logs = self.unlabeled.loss(logits[n_labelled:], context)
+            weight = self.unlabeled.weight()
+            loss = loss + weight * unlabeled_loss
+            losses.update(logs, **{"loss/unlabeled": float(unlabeled_loss.detach())})
+            losses["ssl/weight"] = weight
         self.scaler.scale(loss).backward()
         if self.grad_clip:
             self.scaler.unscale_(self.optimizer)
@@ -115,7 +153,9 @@ class Method:
         self.scaler.update()
         if self.scheduler is not None and not self.steps_on_validation:
             self.scheduler.step()
-        return loss.detach()
+        if context is not None:
+            losses.update(self.unlabeled.after_step(self.segmenter, context))
+        return losses
 
     def on_validation(self, score: float) -> None:
         """Called by the loop after each validation with the mean validation Dice."""
@@ -139,6 +179,7 @@ class Method:
             "optimizer": self.optimizer,
             "scheduler": self.scheduler,
             "scaler": self.scaler,
+            "unlabeled": self.unlabeled,
         }
 
     def state_dict(self) -> dict:

@@ -22,4 +22,4 @@ class Baseline(Method):
 
     def train_step(self, batch: dict) -> dict[str, float]:
         images, masks = self.to_device(batch)
-        return {"loss/seg": float(self.segmentation_update(images, masks))}
+        return self.segmentation_update(images, masks, unlabeled=self.unlabeled_images(batch))

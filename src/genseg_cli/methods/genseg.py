@@ -86,9 +86,14 @@ class GenSeg(SyntheticDataMethod):
         fake, synthetic = both[: masks.shape[0]], both[masks.shape[0] :]
         losses = self.recipe.train_step(masks, images, fake)
         synthetic = self.jittered(synthetic.detach(), self.draw_jitter(new_masks.shape[0]))
-        losses["loss/seg"] = float(
+        losses.update(
             self.segmentation_update(
-                images, masks, synthetic, new_masks, self.current_synthetic_weight()
+                images,
+                masks,
+                synthetic,
+                new_masks,
+                self.current_synthetic_weight(),
+                unlabeled=self.unlabeled_images(batch),
             )
         )
         if self.steps_done % int(self.mlo.arch_every) == 0 and self._has_upper_targets():

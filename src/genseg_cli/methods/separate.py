@@ -24,5 +24,11 @@ class Separate(SyntheticDataMethod):
         with torch.no_grad():
             synthetic = self.synthesise(new_masks)
             synthetic = self.jittered(synthetic, self.draw_jitter(new_masks.shape[0]))
-        loss = self.segmentation_update(images, masks, synthetic, new_masks, self.synthetic_weight)
-        return {"loss/seg": float(loss)}
+        return self.segmentation_update(
+            images,
+            masks,
+            synthetic,
+            new_masks,
+            self.synthetic_weight,
+            unlabeled=self.unlabeled_images(batch),
+        )

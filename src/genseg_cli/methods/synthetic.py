@@ -11,7 +11,6 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Sequence
 from pathlib import Path
 
 import torch
@@ -21,7 +20,7 @@ from torch import Tensor, nn
 from genseg_cli.core.files import save_torch
 from genseg_cli.data.photometric import PhotometricJitter
 from genseg_cli.data.streams import LABELLED, NEW_MASKS
-from genseg_cli.generators.base import GeneratorRecipe, GeneratorShape, build_recipe, mask_size
+from genseg_cli.generators.base import GeneratorRecipe, build_recipe
 from genseg_cli.generators.previews import save_preview
 from genseg_cli.methods.base import Method, TrainingContext
 
@@ -32,10 +31,10 @@ class SyntheticDataMethod(Method):
     """A segmentation method that also owns a mask-to-image generator recipe.
 
     `generator` is the composed `conf/generator/<name>.yaml`; `pretrain` holds `steps`, `lr` and
-    `cache_dir`; `synthetic_weight` is lambda in L(real) + lambda * L(synthetic). `image_size`
-    is an int (square 2D images) or a volume shape (3D); `mask_channels` is 1 for binary masks,
-    background + classes for one-hot label maps. `synthetic_jitter` ({brightness, contrast, p},
-    or None) gives the synthetic images the photometric jitter the real ones get.
+    `cache_dir`; `synthetic_weight` is lambda in L(real) + lambda * L(synthetic); the recipe is
+    built for the run's DataSpec (channels, model size, dimensionality). `synthetic_jitter`
+    ({brightness, contrast, p}, or None) gives the synthetic images the photometric jitter the
+    real ones get.
     """
 
     streams = (LABELLED, NEW_MASKS)
@@ -44,10 +43,7 @@ class SyntheticDataMethod(Method):
         self,
         *,
         generator: DictConfig,
-        image_channels: int,
-        image_size: int | Sequence[int],
         pretrain: DictConfig,
-        mask_channels: int = 1,
         synthetic_weight: float = 1.0,
         synthetic_jitter: DictConfig | None = None,
         **kwargs,
@@ -57,8 +53,7 @@ class SyntheticDataMethod(Method):
         self.synthetic_weight = float(synthetic_weight)
         self.jitter = PhotometricJitter(**synthetic_jitter) if synthetic_jitter else None
         self.pretrain_cfg = pretrain
-        shape = GeneratorShape(int(mask_channels), int(image_channels), mask_size(image_size))
-        self.recipe: GeneratorRecipe = build_recipe(generator, shape, self.runtime, pretrain.lr)
+        self.recipe: GeneratorRecipe = build_recipe(generator, self.spec, self.runtime, pretrain.lr)
         self.preview_masks: Tensor | None = None
         self.reference: dict[str, Tensor] = {}
         self.pretrain_info: dict = {}

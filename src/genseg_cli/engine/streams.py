@@ -1,0 +1,51 @@
+"""The batches of one run's training steps: every stream its method asks for, merged per step.
+
+`genseg_cli.data.streams` names the streams; this module builds the asked-for ones from the run's
+data and config and yields one dict per step with all of them (labelled pairs, new masks, and
+unlabeled images under "unlabeled_image"). Each stream has its own seeded sampler and pipelines,
+so adding one never changes the numbers another draws.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from omegaconf import DictConfig
+
+from genseg_cli.core.errors import GensegError
+from genseg_cli.data.batches import training_batches, unlabeled_batches
+from genseg_cli.data.run_data import RunData, load_unlabeled
+from genseg_cli.data.streams import LABELLED, NEW_MASKS, UNLABELED
+from genseg_cli.methods.base import Method
+
+UNLABELED_SEED_OFFSET = 4  # seeds: +1 mask pipeline, +2 previews, +3 pre-training batches
+
+
+def check_unlabeled(cfg: DictConfig, method: Method, data: RunData) -> None:
+    """Pre-flight: a method that learns from unlabeled images must have some."""
+    if UNLABELED in method.streams and not data.splits.unlabeled:
+        raise GensegError(
+            f"ssl={cfg.ssl.name} learns from unlabeled images, but n_unlabeled="
+            f"{cfg.get('n_unlabeled')} leaves none in the pool of '{cfg.dataset.name}' "
+            f"(n_labeled={cfg.n_labeled}); set n_unlabeled=null (all) or ssl=none"
+        )
+
+
+def step_batches(cfg: DictConfig, method: Method, data: RunData, steps: int) -> Iterator[dict]:
+    """`steps` batch dicts holding every stream `method.streams` names."""
+    spec, seed = method.spec, int(cfg.seed)
+    labelled = training_batches(
+        data.train,
+        spec,
+        steps,
+        seed,
+        cfg.augment if LABELLED in method.streams else None,
+        cfg.get("mask_augment"),
+        NEW_MASKS in method.streams,
+    )
+    if UNLABELED not in method.streams:
+        return iter(labelled)
+    check_unlabeled(cfg, method, data)
+    samples = load_unlabeled(cfg.dataset, cfg.paths.data_dir, data.splits.unlabeled, spec)
+    unlabeled = unlabeled_batches(samples, spec, steps, seed + UNLABELED_SEED_OFFSET, cfg.augment)
+    return ({**a, **b} for a, b in zip(labelled, unlabeled, strict=True))
