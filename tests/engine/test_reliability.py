@@ -60,8 +60,21 @@ GENSEG_3D = [
         GENSEG_FAST,
         GENSEG_3D,
         [*GENSEG_FAST, "mlo.learn_synthetic_weight=true"],
+        ["ssl=fixmatch", "n_unlabeled=6"],
+        ["ssl=mean_teacher", "n_unlabeled=6"],
+        ["ssl=cross_teaching", "n_unlabeled=6"],
+        ["dataset=hippocampus", "ssl=fixmatch", "n_unlabeled=4"],
     ],
-    ids=["baseline", "genseg", "genseg-3d", "genseg-learned-lambda"],
+    ids=[
+        "baseline",
+        "genseg",
+        "genseg-3d",
+        "genseg-learned-lambda",
+        "fixmatch",
+        "mean-teacher",
+        "cross-teaching",
+        "fixmatch-3d",
+    ],
 )
 def test_resumed_run_ends_exactly_like_an_uninterrupted_one(method, data_dir, tmp_path):
     whole = run_training(cfg_for(*method), tmp_path / "whole")

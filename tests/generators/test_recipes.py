@@ -75,8 +75,8 @@ def test_a_recipe_from_outside_the_package_trains_a_method(method, data_dir, tmp
     assert isinstance(generator[0], nn.Conv2d) and not generator.training
 
 
-def shape_2d() -> GeneratorShape:
-    return GeneratorShape(mask_channels=1, image_channels=1, image_size=32)
+def shape_2d() -> DataSpec:
+    return DataSpec.from_config(compose("train", ["profile=debug", "data.image_size=32"]))
 
 
 def test_the_pix2pix_recipe_is_the_default_for_configs_without_a_target():

@@ -1,0 +1,117 @@
+"""A shared tester for training methods (smp-style): every subclass names one dataset and gets
+the same checks, so 2D images and 3D volumes are held to one contract.
+
+A subclass sets `dataset`, `n_labeled`, `overrides` (fast settings) and `expected_outputs`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from genseg_cli.core.config import compose
+from genseg_cli.core.runtime import resolve_runtime
+from genseg_cli.data.batches import training_batches
+from genseg_cli.data.registry import dataset_spec
+from genseg_cli.data.run_data import load_run_data
+from genseg_cli.engine.loop import build_method, run_training, training_context
+
+CPU = resolve_runtime("cpu", "fp32", False)
+
+
+class MethodTester:
+    dataset: str
+    n_labeled: int
+    overrides: list[str]
+
+    @pytest.fixture(scope="class")
+    def data(self):
+        from tests.conftest import DATA_DIR
+
+        spec = dataset_spec(self.dataset)
+        if not (DATA_DIR / self.dataset).is_dir():
+            pytest.skip(f"real dataset {self.dataset} not found")
+        return load_run_data(spec, DATA_DIR, self.n_labeled, 0, 0.2, with_ood=False)
+
+    def config(self, method_name: str, *more: str):
+        fast = [o for o in self.overrides if method_name != "baseline" or "pretrain" not in o]
+        return compose("train", [f"dataset={self.dataset}", f"method={method_name}", *fast, *more])
+
+    def prepared(self, method_name: str, data, tmp_path: Path, *more: str):
+        """A method after prepare() (pre-training done) and its first three training batches;
+        the global seed is fixed first, so two calls build identical methods."""
+        torch.manual_seed(0)
+        cfg = self.config(method_name, "mlo.arch_every=1", *more)
+        method = build_method(cfg, CPU)
+        method.prepare(training_context(cfg, data, tmp_path))
+        batches = training_batches(
+            data.train, method.spec, 3, 0, cfg.augment, cfg.get("mask_augment"), True
+        )
+        return method, list(batches)
+
+    @staticmethod
+    def generator_output(method, masks) -> torch.Tensor:
+        method.generator.eval()
+        with torch.no_grad():
+            out = method.generator(masks).clone()
+        method.generator.train()
+        return out
+
+    @staticmethod
+    def alphas(method) -> list[torch.Tensor]:
+        return [a.detach().clone() for a in method.recipe.upper_parameters()]
+
+    # ----- the contract ----------------------------------------------------------------------
+    def test_upper_step_moves_alpha_and_the_generator_beyond_the_gan_step(self, data, tmp_path):
+        """Twins from one seed, one with the upper step and one without: alpha moves only in
+        the first, and its generator differs from the twin's (the GAN step alone changes G
+        too, so comparing with the generator before the step would prove nothing)."""
+        results = {}
+        for every in (1, 1000):
+            torch.manual_seed(1)
+            method, batches = self.prepared("genseg", data, tmp_path, f"mlo.arch_every={every}")
+            before = self.alphas(method)
+            torch.manual_seed(2)
+            losses = method.train_step(batches[0])
+            moved = [
+                not torch.equal(a, b) for a, b in zip(before, self.alphas(method), strict=True)
+            ]
+            results[every] = (losses, moved, self.generator_output(method, method.preview_masks))
+        (with_upper, moved, out_upper), (without, still, out_plain) = results[1], results[1000]
+        assert 0 < with_upper["hypergrad/alpha_norm"] < 1e3 and all(moved)
+        assert "hypergrad/alpha_norm" not in without and not any(still)
+        assert not torch.allclose(out_upper, out_plain)
+
+    def test_separate_never_changes_the_generator_after_pretraining(self, data, tmp_path):
+        method, batches = self.prepared("separate", data, tmp_path)
+        state = {k: v.clone() for k, v in method.generator.state_dict().items()}
+        for batch in batches[:2]:
+            losses = method.train_step(batch)
+        assert set(losses) == {"loss/seg"}
+        assert all(torch.equal(state[k], v) for k, v in method.generator.state_dict().items())
+
+    @pytest.mark.parametrize("method_name", ["baseline", "separate", "genseg"])
+    def test_short_real_run_writes_every_output(self, method_name, data, tmp_path):
+        metrics = run_training(self.config(method_name, "mlo.arch_every=2"), tmp_path)
+        assert metrics["test"]["n"] == len(data.test)
+        self.check_scores(metrics, tmp_path)
+        for name in ("metrics.json", "history.csv", "per_image.csv", "splits.json"):
+            assert (tmp_path / name).is_file(), name
+        if method_name == "baseline":
+            return
+        for name in ("synthetic_start.png", "synthetic_end.png", "checkpoints/generator.pt"):
+            assert (tmp_path / name).is_file(), name
+        architecture = metrics["generator"]["architecture"]
+        assert architecture and all(abs(sum(e["weights"]) - 1) < 1e-5 for e in architecture)
+        if method_name == "genseg":
+            assert list(pd.read_csv(tmp_path / "alpha.csv").step) == [2, 4]
+            history = pd.read_csv(tmp_path / "history.csv")
+            assert {"loss/D", "loss/G_gan", "loss/G_l1", "loss/seg", "loss/val_upper"} <= set(
+                history
+            )
+
+    def check_scores(self, metrics: dict, run_dir: Path) -> None:
+        """What a dimensionality adds to the scores (per-class columns in 3D)."""
