@@ -1,10 +1,13 @@
-"""Time training iterations of baseline, separate and genseg side by side.
+"""Time training iterations of every method and semi-supervised combination side by side.
 
 Same process, data, batch size and resolution for every method; prints seconds per iteration and
 the ratio to the baseline. GenSeg is timed over whole multiples of mlo.arch_every, so its number
 includes the amortised upper-level (hypergradient) step; that step is also timed on its own.
+Combinations with an objective on unlabeled images (`baseline+fixmatch`, ...) read the pool's
+unlabeled images as a run would.
 
-    python scripts/benchmark_methods.py                       # jsrt, CPU profile
+    python scripts/benchmark_methods.py                       # jsrt, CPU profile, all methods
+    python scripts/benchmark_methods.py --methods baseline genseg+fixmatch dataset=busi
     python scripts/benchmark_methods.py --steps 40 dataset=ph2 mlo.hypergrad=finite_difference
 """
 
@@ -23,13 +26,26 @@ from rich.table import Table
 
 from genseg_cli.core.config import compose
 from genseg_cli.core.runtime import resolve_runtime, seed_everything
-from genseg_cli.data.batches import training_batches
 from genseg_cli.data.run_data import load_run_data
-from genseg_cli.data.spec import DataSpec
-from genseg_cli.data.streams import NEW_MASKS
 from genseg_cli.engine.loop import build_method, training_context
+from genseg_cli.engine.streams import step_batches
 
-METHODS = ["baseline", "separate", "genseg"]
+METHODS = [
+    "baseline",
+    "separate",
+    "genseg",
+    "baseline+mean_teacher",
+    "baseline+fixmatch",
+    "baseline+cross_teaching",
+    "genseg+fixmatch",
+]
+
+
+def overrides_of(name: str) -> list[str]:
+    """`genseg+fixmatch` -> method=genseg ssl=fixmatch, without pre-training."""
+    method, _, objective = name.partition("+")
+    out = [f"method={method}", f"ssl={objective or 'none'}"]
+    return out if method == "baseline" else [*out, "method.pretrain.steps=0"]
 
 
 def time_steps(method, batches, steps: int, warmup: int = 3) -> float:
@@ -44,18 +60,14 @@ def time_steps(method, batches, steps: int, warmup: int = 3) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=30, help="timed steps per method")
+    parser.add_argument("--methods", nargs="+", default=METHODS, help="the first is the reference")
     parser.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. dataset=ph2")
     args = parser.parse_args()
     repo = Path(__file__).resolve().parents[1]
     os.environ.setdefault("GENSEG_DATA_DIR", str(repo.parent / "shared" / "datasets"))
     rows, data, cfg = [], None, None
-    for name in METHODS:
-        cfg = compose(
-            "train",
-            [f"method={name}", "method.pretrain.steps=0", *args.overrides]
-            if name != "baseline"
-            else ["method=baseline", *args.overrides],
-        )
+    for name in args.methods:
+        cfg = compose("train", [*overrides_of(name), *args.overrides])
         seed_everything(0)
         if data is None:
             data = load_run_data(
@@ -65,6 +77,7 @@ def main() -> None:
                 0,
                 float(cfg.val_fraction),
                 with_ood=False,
+                n_unlabeled=cfg.get("n_unlabeled"),
             )
         runtime = resolve_runtime(
             cfg.trainer.device, cfg.trainer.precision, cfg.trainer.channels_last
@@ -72,13 +85,9 @@ def main() -> None:
         method = build_method(cfg, runtime)
         with tempfile.TemporaryDirectory() as tmp:
             method.prepare(training_context(cfg, data, Path(tmp)))
-        spec, new_masks = DataSpec.from_config(cfg), NEW_MASKS in method.streams
-        mask_augment = cfg.get("mask_augment")
-        batches = itertools.cycle(
-            training_batches(data.train, spec, 50, 0, cfg.augment, mask_augment, new_masks)
-        )
+        batches = itertools.cycle(list(step_batches(cfg, method, data, 50)))
         steps = args.steps
-        if name == "genseg":
+        if name.startswith("genseg"):
             every = int(cfg.mlo.arch_every)
             steps = max(every, steps // every * every)
         seconds = time_steps(method, batches, steps)

@@ -40,3 +40,63 @@ def test_a_smaller_count_is_a_prefix_of_a_larger_one_and_labels_do_not_move():
 def test_impossible_counts_are_named(count, words):
     with pytest.raises(GensegError, match=words):
         make_splits(IDS, dataset_spec("jsrt"), 9, 0, 0.2, n_unlabeled=count)
+
+
+def folder_entry(root):
+    from omegaconf import OmegaConf
+
+    entry = dataset_spec("folder")
+    return OmegaConf.merge(entry, {"root": str(root), "channels": 1})
+
+
+def add_unlabeled(root, keys):
+    from tests.conftest import write_pair
+
+    for key in keys:  # an image without its mask, in unlabeled/
+        write_pair(root / "tmp", key)
+        (root / "unlabeled").mkdir(exist_ok=True)
+        (root / "tmp" / "images" / f"{key}.png").rename(root / "unlabeled" / f"{key}.png")
+
+
+def test_a_folders_unlabeled_images_join_the_pools_and_are_read_without_masks(folder_dataset):
+    from genseg_cli.core.config import compose
+    from genseg_cli.data.run_data import load_run_data, load_unlabeled
+    from genseg_cli.data.spec import DataSpec
+
+    add_unlabeled(folder_dataset, ["extra1", "extra2"])
+    entry = folder_entry(folder_dataset)
+    data = load_run_data(entry, folder_dataset.parent, 4, 0, 0.25, False, n_unlabeled=None)
+    pool_unlabeled = len(data.splits.pool) - 4
+    assert data.splits.unlabeled[-2:] == ["unlabeled/extra1", "unlabeled/extra2"]
+    assert len(data.splits.unlabeled) == pool_unlabeled + 2
+    capped = load_run_data(
+        entry, folder_dataset.parent, 4, 0, 0.25, False, n_unlabeled=pool_unlabeled + 1
+    )
+    assert capped.splits.unlabeled[-1] == "unlabeled/extra1"  # the pool's come first
+    cfg = compose(
+        "train",
+        ["dataset=folder", f"dataset.root={folder_dataset}", "profile=debug", "dataset.channels=1"],
+    )
+    samples = load_unlabeled(
+        entry, folder_dataset.parent, data.splits.unlabeled, DataSpec.from_config(cfg)
+    )
+    assert len(samples) == len(data.splits.unlabeled) and not any(s.mask.any() for s in samples)
+
+
+def test_unlabeled_images_with_a_test_id_are_refused(folder_dataset):
+    from genseg_cli.data.run_data import load_run_data
+
+    entry = folder_entry(folder_dataset)
+    test_id = load_run_data(entry, folder_dataset.parent, 4, 0, 0.25, False).splits.test[0]
+    add_unlabeled(folder_dataset, [test_id])
+    with pytest.raises(GensegError, match=f"share an id with test images \\({test_id}\\)"):
+        load_run_data(entry, folder_dataset.parent, 4, 0, 0.25, False, n_unlabeled=None)
+
+
+def test_data_check_reports_a_folders_unlabeled_images(folder_dataset):
+    from tests.stages.test_cli import genseg
+
+    add_unlabeled(folder_dataset, ["extra1", "extra2", "extra3"])
+    result = genseg("data", "check", "folder", "--root", str(folder_dataset))
+    assert result.returncode == 0
+    assert "3 unlabeled images in" in " ".join(result.stdout.split())

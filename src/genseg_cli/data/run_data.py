@@ -19,6 +19,7 @@ from genseg_cli.data.registry import dataset_root, dataset_spec, require_present
 from genseg_cli.data.samples import Sample
 from genseg_cli.data.spec import DataSpec
 from genseg_cli.data.splits import Splits, make_splits
+from genseg_cli.data.unlabeled import add_extra_images, extra_images, image_file, pool_share
 
 log = logging.getLogger(__name__)
 
@@ -53,9 +54,9 @@ def load_unlabeled(
 ) -> list[Sample]:
     """The images of `ids` without their masks (read as a prediction input is: the mask file is
     never opened), for the unlabeled stream."""
-    codec = codec_for(entry.dims)
-    files = codec.index(dataset_root(entry, data_dir) / codec.folders[0])
-    return [codec.read_input(files[i], spec) for i in ids]
+    codec, root = codec_for(entry.dims), dataset_root(entry, data_dir)
+    pool = codec.index(root / codec.folders[0])
+    return [codec.read_input(image_file(root, codec, i, pool), spec) for i in ids]
 
 
 def load_run_data(
@@ -78,8 +79,15 @@ def load_run_data(
     codec = codec_for(spec.dims)
     root = dataset_root(spec, data_dir)
     ids = verified_ids(spec, root, check_modes=True)
-    table = read_split_table(root)
-    splits = make_splits(ids, spec, n_labeled, seed, val_fraction, table, n_unlabeled)
+    table, extra = read_split_table(root), sorted(extra_images(root, codec))
+    if extra:  # the pool's unlabeled images first, then the unlabeled/ folder's
+        n_pool = len(make_splits(ids, spec, n_labeled, seed, val_fraction, table, None).unlabeled)
+        splits = make_splits(
+            ids, spec, n_labeled, seed, val_fraction, table, pool_share(n_unlabeled, n_pool)
+        )
+        splits = add_extra_images(splits, extra, n_unlabeled, n_pool, root)
+    else:
+        splits = make_splits(ids, spec, n_labeled, seed, val_fraction, table, n_unlabeled)
     channels = int(spec.channels)
     data = RunData(
         splits=splits,

@@ -27,11 +27,12 @@ RUN_FILES = ("metrics.json", "status.json")
 KEYS = ["dataset", "backbone", "n_labeled", "method"]  # one summary row per combination
 ID_COLUMNS = ["dataset", "n_labeled", "method", "backbone", "seed"]
 # after the metrics: cost, then what a run is (base_method: `method` without its variant)
-TRAILING = ("train_time_s", "variant", "base_method", "run_dir")
+TRAILING = ("n_unlabeled", "train_time_s", "variant", "base_method", "run_dir")
 OVERRIDES = "overrides.yaml"  # the command-line overrides a run was trained with
 # overrides that do not make a variant: the identity of a run, the named setups (an experiment or
 # profile fixes the recipe of every method in it), and where things live or how they are shown
 NOT_VARIANT = {"dataset", "n_labeled", "method", "backbone", "seed", "experiment", "profile"}
+NOT_VARIANT |= {"ssl"}  # the objective is part of the method's name (baseline+fixmatch)
 NOT_VARIANT |= {"resume", "trainer.progress", "trainer.num_threads", "trainer.stop_after"}
 NOT_VARIANT_PREFIXES = ("paths.", "hydra", "+hydra", "~hydra")
 
@@ -130,6 +131,8 @@ def read_run(run_dir: Path) -> dict[str, Any]:
         )
     except (KeyError, TypeError, ValueError) as err:
         raise _Skip(f"metrics.json incomplete: {type(err).__name__} {err}") from None
+    # images used without labels (ssl=...); runs from before the unlabeled stream used none
+    row["n_unlabeled"] = int(metrics["run"].get("n_unlabeled") or 0)
     row["variant"] = run_variant(run_dir)
     row["base_method"] = row["method"]
     row["method"] = method_label(row["method"], row["variant"])

@@ -10,7 +10,7 @@ import pandas as pd
 from genseg_cli.report.collect import KEYS
 
 PAIR_KEYS = ["dataset", "backbone", "n_labeled", "seed"]
-NOT_METRICS = {*KEYS, "seed", "variant", "base_method", "run_dir"}
+NOT_METRICS = {*KEYS, "seed", "variant", "base_method", "run_dir", "n_unlabeled"}
 
 
 def metric_columns(runs: pd.DataFrame) -> list[str]:
@@ -37,6 +37,8 @@ def aggregate(runs: pd.DataFrame) -> pd.DataFrame:
     ordered = [f"{m}_{s}" for m in metrics for s in ("mean", "std")]
     table = mean.join(std)[ordered]
     table["n_seeds"] = groups.size()
+    if "n_unlabeled" in runs.columns:  # images used without labels, shown beside the budget
+        table.insert(0, "n_unlabeled", groups["n_unlabeled"].max())
     return table.reset_index()
 
 

@@ -18,6 +18,7 @@ from genseg_cli.data.registry import (
     dataset_spec,
     require_present,
 )
+from genseg_cli.data.unlabeled import UNLABELED_DIR, extra_images
 
 console = Console()
 
@@ -74,6 +75,9 @@ def check(name: str, data_dir: str, root: str | None) -> int:
     require_present(spec, folder)
     report = codec_for(spec.dims).check(folder)
     console.print(summary_table(name, report))
+    extra = extra_images(folder, codec_for(spec.dims))
+    if extra:  # images without masks, for objectives on unlabeled images (ssl=...)
+        console.print(f"{len(extra)} unlabeled images in {folder / UNLABELED_DIR}", highlight=False)
     for warning in report.warnings:
         console.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
     for problem in report.problems:
