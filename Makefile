@@ -16,8 +16,8 @@ setup:  ## create .venv and install genseg with its dependencies (torch from the
 train:  ## the main job: baseline UNet on JSRT with 9 labels, test + OOD (NLM-MC, NLM-SZ) Dice
 	$(BIN)/genseg train dataset=jsrt backbone=unet n_labeled=9 method=baseline
 
-test:  ## the test suite (reads the real datasets from GENSEG_DATA_DIR)
-	$(BIN)/python -m pytest -q
+test:  ## the test suite (reads the real datasets from GENSEG_DATA_DIR), one worker per core
+	$(BIN)/python -m pytest -q -n auto
 
 lint:
 	$(BIN)/ruff check src tests scripts

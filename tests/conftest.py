@@ -16,6 +16,13 @@ DATA_DIR = Path(os.environ.get("GENSEG_DATA_DIR", SHARED)).resolve()
 
 def pytest_configure(config: pytest.Config) -> None:
     os.environ.setdefault("GENSEG_DATA_DIR", str(DATA_DIR))
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        # one torch thread per worker: `make test` runs one worker per core (pytest -n 2), and
+        # two workers of two threads each on two cores slow each other down
+        import torch
+
+        torch.set_num_threads(1)
+        os.environ["OMP_NUM_THREADS"] = "1"
 
 
 @pytest.fixture
