@@ -85,6 +85,15 @@ class MethodTester:
         assert "hypergrad/alpha_norm" not in without and not any(still)
         assert not torch.allclose(out_upper, out_plain)
 
+    def test_the_upper_levels_synthetic_images_stay_in_the_graph(self, data, tmp_path):
+        """What genseg's upper step differentiates through reaches every alpha: a .detach() or a
+        uint8 round trip on that path (the public reference code's flaw) fails here."""
+        method, batches = self.prepared("genseg", data, tmp_path)
+        images = method._synthesise_for_upper(batches[0]["new_mask"])()
+        alphas = method.recipe.upper_parameters()
+        grads = torch.autograd.grad(images.float().square().mean(), alphas, allow_unused=True)
+        assert grads and all(g is not None and float(g.abs().sum()) > 0 for g in grads)
+
     def test_separate_never_changes_the_generator_after_pretraining(self, data, tmp_path):
         method, batches = self.prepared("separate", data, tmp_path)
         state = {k: v.clone() for k, v in method.generator.state_dict().items()}
