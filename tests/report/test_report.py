@@ -261,3 +261,27 @@ def test_terminal_tables_show_variant_labels_whole():
     console = Console(record=True, width=200)
     console.print(rich_table(frame, "paired differences"))
     assert label in console.export_text()
+
+
+def test_an_objective_on_unlabeled_images_is_a_method_and_scoring_switches_no_variant(
+    sweep: Path, tmp_path
+):
+    """`ssl=fixmatch` names the method (baseline+fixmatch, paired with the baseline of its seed,
+    its unlabeled count shown); `evaluation.ood=false` only changes what is scored."""
+    base = tmp_path / "ssl"
+    for seed in SEEDS:
+        copy_run(sweep, "baseline", seed, base / f"b{seed}", ["evaluation.ood=false"])
+        run = copy_run(sweep, "baseline", seed, base / f"f{seed}", ["ssl=fixmatch"])
+        metrics = json.loads((run / "metrics.json").read_text())
+        metrics["run"].update(method="baseline+fixmatch", n_unlabeled=176)
+        metrics["test"]["dice_mean"] += 0.1
+        (run / "metrics.json").write_text(json.dumps(metrics))
+    runs, _ = collect_runs(base)
+    assert set(runs.method) == {"baseline", "baseline+fixmatch"}
+    assert runs.set_index("method").loc["baseline+fixmatch", "n_unlabeled"].tolist() == [176] * 2
+    summary = aggregate(runs).set_index("method")
+    assert summary.loc["baseline+fixmatch", "n_unlabeled"] == 176
+    assert summary.loc["baseline", "n_unlabeled"] == 0
+    diffs = paired_differences(runs, "baseline")
+    assert set(diffs.method) == {"baseline+fixmatch"} and len(diffs) == len(SEEDS)
+    assert diffs.test_dice.tolist() == pytest.approx([0.1] * len(SEEDS))

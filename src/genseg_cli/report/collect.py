@@ -33,6 +33,7 @@ OVERRIDES = "overrides.yaml"  # the command-line overrides a run was trained wit
 # profile fixes the recipe of every method in it), and where things live or how they are shown
 NOT_VARIANT = {"dataset", "n_labeled", "method", "backbone", "seed", "experiment", "profile"}
 NOT_VARIANT |= {"ssl"}  # the objective is part of the method's name (baseline+fixmatch)
+NOT_VARIANT |= {"evaluation.ood"}  # which out-of-domain sets are scored, not how a run trains
 NOT_VARIANT |= {"resume", "trainer.progress", "trainer.num_threads", "trainer.stop_after"}
 NOT_VARIANT_PREFIXES = ("paths.", "hydra", "+hydra", "~hydra")
 
