@@ -116,3 +116,22 @@ def test_exact_synthesis_stays_in_the_graph():
     images = recipe.synthesise((torch.rand(2, 1, 32, 32) > 0.5).float(), exact=True)
     images.mean().backward()
     assert all(a.grad is not None for a in recipe.upper_parameters())
+
+
+def test_genseg_refuses_a_generator_that_gives_the_upper_level_nothing():
+    from genseg_cli.core.errors import GensegError
+    from genseg_cli.engine.loop import build_method
+
+    cfg = compose("train", ["profile=debug", "method=genseg", "generator=pix2pix_fixed"])
+    with pytest.raises(GensegError, match="mlo.learn_synthetic_weight=true"):
+        build_method(cfg, resolve_runtime("cpu", "fp32", False))
+    learned = compose(
+        "train",
+        [
+            "profile=debug",
+            "method=genseg",
+            "generator=pix2pix_fixed",
+            "mlo.learn_synthetic_weight=true",
+        ],
+    )
+    assert build_method(learned, resolve_runtime("cpu", "fp32", False)).learned_weight is not None

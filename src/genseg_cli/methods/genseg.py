@@ -16,6 +16,7 @@ import torch
 from omegaconf import DictConfig
 from torch import Tensor
 
+from genseg_cli.core.errors import GensegError
 from genseg_cli.generators.pix2pix import pix2pix_adam
 from genseg_cli.methods.base import TrainingContext
 from genseg_cli.methods.synthetic import SyntheticDataMethod
@@ -60,6 +61,13 @@ class GenSeg(SyntheticDataMethod):
             else None
         )
         self.steps_done = 0
+        if not self._has_upper_targets():  # genseg would silently be separate with a moving G
+            raise GensegError(
+                f"method=genseg with generator={self.generator_cfg.get('name')} gives the upper "
+                "level nothing to learn (no architecture weights); set "
+                "mlo.learn_synthetic_weight=true or mlo.generator_weights=true, use a searchable "
+                "generator, or train method=separate"
+            )
 
     def current_synthetic_weight(self) -> float:
         """lambda for this step: the learned one when the upper level learns it, else fixed."""
