@@ -100,3 +100,13 @@ def test_data_check_reports_a_folders_unlabeled_images(folder_dataset):
     result = genseg("data", "check", "folder", "--root", str(folder_dataset))
     assert result.returncode == 0
     assert "3 unlabeled images in" in " ".join(result.stdout.split())
+
+
+def test_a_negative_count_is_refused_also_with_a_folders_unlabeled_images(folder_dataset):
+    from genseg_cli.data.run_data import load_run_data
+
+    add_unlabeled(folder_dataset, ["extra1"])
+    with pytest.raises(GensegError, match="0 or more"):
+        load_run_data(
+            folder_entry(folder_dataset), folder_dataset.parent, 4, 0, 0.25, False, n_unlabeled=-1
+        )

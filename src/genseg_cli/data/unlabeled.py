@@ -27,7 +27,8 @@ def extra_images(root: Path, codec: SampleCodec) -> dict[str, Path]:
 
 def pool_share(n_unlabeled: int | None, n_pool: int) -> int | None:
     """How many of `n_unlabeled` come from the pool (first) before the extra folder's images."""
-    return None if n_unlabeled is None else min(max(n_unlabeled, 0), n_pool)
+    # a negative count passes through, so that the split refuses it with its own message
+    return None if n_unlabeled is None else min(n_unlabeled, n_pool)
 
 
 def add_extra_images(
