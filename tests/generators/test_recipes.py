@@ -99,7 +99,27 @@ def test_frozen_pix2pix_keeps_dropout_as_noise_and_stops_learning():
     assert not torch.equal(first, second)  # dropout still draws
     assert not any(p.requires_grad for p in recipe.generator.parameters())
     norms = [m for m in recipe.generator.modules() if isinstance(m, nn.BatchNorm2d)]
-    assert norms and not any(m.training for m in norms)
+    running = [m.running_mean.clone() for m in norms]
+    assert norms and all(m.training for m in norms)  # batch statistics, as genseg's G uses
+    assert all(torch.equal(a, m.running_mean) for a, m in zip(running, norms, strict=True))
+
+
+def test_separate_and_genseg_synthesise_in_the_same_batch_norm_mode():
+    """genseg against separate must measure the feedback alone: given the same weights and
+    dropout draw, the frozen G of separate makes the images genseg's G makes."""
+    config = compose("train", ["profile=debug"]).generator
+    runtime = resolve_runtime("cpu", "fp32", False)
+    torch.manual_seed(0)
+    frozen = build_recipe(config, shape_2d(), runtime, lr=1e-3)
+    torch.manual_seed(0)
+    training = build_recipe(config, shape_2d(), runtime, lr=1e-3)
+    frozen.freeze()
+    training.generator.train()
+    masks = (torch.rand(2, 1, 32, 32) > 0.5).float()
+    torch.manual_seed(1)
+    first = frozen.synthesise(masks)
+    torch.manual_seed(1)
+    assert torch.equal(first, training.synthesise(masks))
 
 
 def test_searchable_pix2pix_offers_alpha_to_the_upper_level_and_fixed_does_not():

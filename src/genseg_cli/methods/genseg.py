@@ -138,13 +138,21 @@ class GenSeg(SyntheticDataMethod):
 
         return run
 
-    def upper_update(self, images: Tensor, masks: Tensor, new_masks: Tensor) -> dict[str, float]:
-        """One step of the upper level along the hypergradient of the validation loss."""
+    def upper_targets(self) -> tuple[list[Tensor], list[Tensor], list[Tensor]]:
+        """The upper level's parameters: (architecture, generator weights, lambda), each empty
+        when that target is off."""
         alphas = self.recipe.upper_parameters() if self.arch_optimizer else []
         weights = self.recipe.weight_parameters() if self.feedback_optimizer else []
         learned = self.learned_weight
-        lambdas = list(learned.parameters()) if learned is not None else []
-        targets = [*alphas, *weights, *lambdas]
+        return alphas, weights, list(learned.parameters()) if learned is not None else []
+
+    def upper_hypergradient(
+        self, images: Tensor, masks: Tensor, new_masks: Tensor
+    ) -> tuple[list[Tensor], Tensor]:
+        """d L_val(W'(targets)) / d targets for `upper_targets()` (flattened in that order), and
+        the validation loss, by `mlo.hypergrad`; nothing is updated."""
+        targets = [t for group in self.upper_targets() for t in group]
+        learned = self.learned_weight
         exact = self.mlo.hypergrad == "second_order"
         problem = LowerProblem(
             self.segmenter,
@@ -156,14 +164,21 @@ class GenSeg(SyntheticDataMethod):
             self.runtime.autocast if exact else contextlib.nullcontext,
         )
         self.segmenter.train()
-        grads, val_loss = hypergradient(
+        return hypergradient(
             self.mlo.hypergrad,
             problem,
             self._synthesise_for_upper(new_masks),
             targets,
             float(self.mlo.xi),
             int(self.mlo.unroll_steps),
+            fd_radius=float(self.mlo.fd_radius),
         )
+
+    def upper_update(self, images: Tensor, masks: Tensor, new_masks: Tensor) -> dict[str, float]:
+        """One step of the upper level along the hypergradient of the validation loss."""
+        alphas, _, lambdas = self.upper_targets()
+        targets = [t for group in self.upper_targets() for t in group]
+        grads, val_loss = self.upper_hypergradient(images, masks, new_masks)
         for param, grad in zip(targets, grads, strict=True):
             param.grad = grad.detach()
         for optimizer in (self.arch_optimizer, self.feedback_optimizer, self.weight_optimizer):
@@ -178,7 +193,7 @@ class GenSeg(SyntheticDataMethod):
             out.update(self.alpha_weights())
         if lambdas:
             out["hypergrad/synthetic_weight"] = float(grads[-1])
-            out["mlo/synthetic_weight"] = learned.value
+            out["mlo/synthetic_weight"] = self.learned_weight.value
         return out
 
     def finish(self, run_dir: Path) -> dict:
