@@ -42,13 +42,13 @@ SMALL = [
     "method=genseg",
     "mlo.arch_every=1",
     "data.image_size=64",
-        "data.batch_size=2",
-        "method.pretrain.steps=3",
-        "method.pretrain.cache_dir=null",
-        "generator.model.base_width=4",
-        "generator.model.max_width=16",
-        "generator.model.dropout=0.0",
-        "generator.discriminator.base_width=4",
+    "data.batch_size=2",
+    "method.pretrain.steps=3",
+    "method.pretrain.cache_dir=null",
+    "generator.model.base_width=4",
+    "generator.model.max_width=16",
+    "generator.model.dropout=0.0",
+    "generator.discriminator.base_width=4",
 ]
 
 
@@ -151,7 +151,9 @@ class TestRealWiring:
         method = wiring[0]
         synthesise = method.recipe.synthesise
         monkeypatch.setattr(
-            method.recipe, "synthesise", lambda masks, exact=False: synthesise(masks, exact).detach()
+            method.recipe,
+            "synthesise",
+            lambda masks, exact=False: synthesise(masks, exact).detach(),
         )
         assert float(self.estimate(wiring, "second_order").abs().max()) == 0.0
 

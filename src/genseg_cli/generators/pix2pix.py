@@ -34,9 +34,7 @@ class Pix2PixRecipe(GeneratorRecipe):
 
     name = "pix2pix"
 
-    def __init__(
-        self, *, config: DictConfig, spec: DataSpec, runtime: Runtime, lr: float
-    ) -> None:
+    def __init__(self, *, config: DictConfig, spec: DataSpec, runtime: Runtime, lr: float) -> None:
         super().__init__(config=config, spec=spec, runtime=runtime, lr=lr)
         device = runtime.device
         # G before D: the order in which their weights draw from the seeded generator
