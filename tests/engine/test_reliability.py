@@ -19,6 +19,7 @@ TIMING = {"train_time_s", "prepare_time_s"}
 GENSEG_FAST = [
     "method=genseg",
     "method.pretrain.steps=2",
+    "evaluation.tstr_steps=2",
     "method.pretrain.cache_dir=null",
     "mlo.arch_every=2",
 ]

@@ -56,6 +56,7 @@ FAST = [
     "profile=debug",
     "trainer.precision=fp32",
     "method.pretrain.steps=2",
+    "evaluation.tstr_steps=2",
     "method.pretrain.cache_dir=null",
     "mlo.arch_every=1",
 ]

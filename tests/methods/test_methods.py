@@ -14,6 +14,7 @@ FAST = [
     "profile=debug",
     "trainer.precision=fp32",
     "method.pretrain.steps=3",
+    "evaluation.tstr_steps=2",
     "method.pretrain.cache_dir=null",
     "generator.model.base_width=8",
     "generator.discriminator.base_width=8",

@@ -12,6 +12,7 @@ FAST_3D = [
     "profile=debug",
     "trainer.precision=fp32",
     "method.pretrain.steps=2",
+    "evaluation.tstr_steps=2",
     "method.pretrain.cache_dir=null",
     "generator.model.base_width=4",
     "generator.discriminator.base_width=4",

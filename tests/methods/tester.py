@@ -102,6 +102,24 @@ class MethodTester:
         assert set(losses) == {"loss/seg"}
         assert all(torch.equal(state[k], v) for k, v in method.generator.state_dict().items())
 
+    def test_tstr_trains_a_fresh_segmenter_on_the_generators_images_only(
+        self, data, tmp_path, monkeypatch
+    ):
+        """Every TSTR step draws its images from the run's generator; the run's own segmenter
+        is left as it was (the diagnostic never changes the run's results)."""
+        from genseg_cli.engine.tstr import train_on_synthetic_test_on_real
+
+        method, _ = self.prepared("separate", data, tmp_path)
+        cfg = self.config("separate")
+        own = {k: v.clone() for k, v in method.segmenter.state_dict().items()}
+        calls = []
+        synthesise = method.synthesise
+        monkeypatch.setattr(method, "synthesise", lambda m: calls.append(m.shape) or synthesise(m))
+        result = train_on_synthetic_test_on_real(cfg, method, data, steps=3)
+        assert len(calls) == 3 and calls[0][0] == method.spec.batch_size
+        assert result["test"]["n"] == len(data.test) and 0 <= result["test"]["dice_mean"] <= 1
+        assert all(torch.equal(own[k], v) for k, v in method.segmenter.state_dict().items())
+
     @pytest.mark.parametrize("method_name", ["baseline", "separate", "genseg"])
     def test_short_real_run_writes_every_output(self, method_name, data, tmp_path):
         metrics = run_training(self.config(method_name, "mlo.arch_every=2"), tmp_path)
@@ -110,7 +128,9 @@ class MethodTester:
         for name in ("metrics.json", "history.csv", "per_image.csv", "splits.json"):
             assert (tmp_path / name).is_file(), name
         if method_name == "baseline":
+            assert "tstr" not in metrics  # nothing synthetic to test
             return
+        assert metrics["tstr"]["steps"] == 2 and 0 <= metrics["tstr"]["test"]["dice_mean"] <= 1
         for name in ("synthetic_start.png", "synthetic_end.png", "checkpoints/generator.pt"):
             assert (tmp_path / name).is_file(), name
         architecture = metrics["generator"]["architecture"]

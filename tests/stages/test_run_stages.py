@@ -15,6 +15,7 @@ SEPARATE = [
     "profile=debug",
     "method=separate",
     "method.pretrain.steps=2",
+    "evaluation.tstr_steps=2",
     "method.pretrain.cache_dir=null",
     "trainer.precision=fp32",
 ]

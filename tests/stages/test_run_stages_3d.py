@@ -25,6 +25,7 @@ SEPARATE_3D = [
     "profile=debug",
     "method=separate",
     "method.pretrain.steps=2",
+    "evaluation.tstr_steps=2",
     "method.pretrain.cache_dir=null",
     "trainer.precision=fp32",
     "trainer.steps=4",

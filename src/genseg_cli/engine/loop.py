@@ -30,9 +30,11 @@ from genseg_cli.engine.checkpoint import (
 )
 from genseg_cli.engine.streams import check_unlabeled, step_batches
 from genseg_cli.engine.tensorboard import ScalarLog
+from genseg_cli.engine.tstr import train_on_synthetic_test_on_real
 from genseg_cli.evaluation.evaluate import evaluate_model, summarise
 from genseg_cli.evaluation.metrics import batch_dice
 from genseg_cli.methods.base import Method, TrainingContext
+from genseg_cli.methods.synthetic import SyntheticDataMethod
 from genseg_cli.nets.segmenters import build_segmenter
 from genseg_cli.semisup.base import UnlabeledObjective
 
@@ -267,5 +269,8 @@ def run_training(cfg: DictConfig, run_dir: Path) -> dict:
         "test": results.pop("test"),
         "ood": results,
     }
+    tstr_steps = int(cfg.evaluation.tstr_steps)
+    if tstr_steps > 0 and isinstance(method, SyntheticDataMethod):
+        metrics["tstr"] = train_on_synthetic_test_on_real(cfg, method, data, tstr_steps)
     write_json(run_dir / "metrics.json", metrics)
     return metrics

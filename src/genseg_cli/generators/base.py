@@ -40,9 +40,7 @@ class GeneratorRecipe(ABC):
 
     name = "recipe"
 
-    def __init__(
-        self, *, config: DictConfig, spec: DataSpec, runtime: Runtime, lr: float
-    ) -> None:
+    def __init__(self, *, config: DictConfig, spec: DataSpec, runtime: Runtime, lr: float) -> None:
         self.config = config
         self.lr = float(lr)  # pre-training learning rate of every optimiser the recipe owns
         self.spec = spec  # channels, model size and dimensionality of the run's data
@@ -125,4 +123,3 @@ def build_recipe(
     `_target_`, a `model` and a `discriminator`) are pix2pix recipes."""
     target = config.get("_target_", "genseg_cli.generators.pix2pix.Pix2PixRecipe")
     return get_class(target)(config=config, spec=spec, runtime=runtime, lr=lr)
-

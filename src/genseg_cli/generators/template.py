@@ -39,9 +39,7 @@ class TemplateRecipe(GeneratorRecipe):
 
     name = "template"
 
-    def __init__(
-        self, *, config: DictConfig, spec: DataSpec, runtime: Runtime, lr: float
-    ) -> None:
+    def __init__(self, *, config: DictConfig, spec: DataSpec, runtime: Runtime, lr: float) -> None:
         super().__init__(config=config, spec=spec, runtime=runtime, lr=lr)
         conv, width = CONV[spec.dims], int(config.get("width", 16))
         layers: list[nn.Module] = []

@@ -17,12 +17,21 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 from torch import nn
+from torch.profiler import record_function
 
 from genseg_cli.core.runtime import Runtime
 from genseg_cli.data.spec import DataSpec
 from genseg_cli.data.streams import LABELLED, LABELLED_PLAIN, UNLABELED, check_streams
 from genseg_cli.nets.losses import real_plus_synthetic_loss
 from genseg_cli.semisup.base import UnlabeledObjective
+
+# Profiler labels (torch.profiler.record_function; free when no profiler runs) that
+# scripts/profile_methods.py sums into its where-the-time-goes table.
+SEGMENTER_UPDATE = "segmenter update"
+UNLABELED_PREPARE = "unlabeled: pseudo labels"
+GENERATOR_FORWARD = "generator forward"
+GAN_STEP = "generator GAN step"
+UPPER_STEP = "upper step"
 
 
 @dataclass
@@ -121,6 +130,20 @@ class Method:
         (L = L(real) + synthetic_weight * L(synthetic)), plus the unlabeled objective's ramped
         loss on `unlabeled` images; one forward pass over all of them, so batch-norm statistics
         are shared. Returns the losses ("loss/seg": the supervised part)."""
+        with record_function(SEGMENTER_UPDATE):
+            return self._segmentation_update(
+                images, masks, synthetic, new_masks, synthetic_weight, unlabeled
+            )
+
+    def _segmentation_update(
+        self,
+        images: torch.Tensor,
+        masks: torch.Tensor,
+        synthetic: torch.Tensor | None,
+        new_masks: torch.Tensor | None,
+        synthetic_weight: float,
+        unlabeled: torch.Tensor | None,
+    ) -> dict[str, float]:
         self.segmenter.train()
         self.optimizer.zero_grad(set_to_none=True)
         n_real = images.shape[0]
@@ -128,9 +151,10 @@ class Method:
             images, masks = torch.cat([images, synthetic]), torch.cat([masks, new_masks])
         n_labelled, context = images.shape[0], None
         if unlabeled is not None and self.unlabeled is not None:
-            student, context = self.unlabeled.prepare(
-                self.segmenter, unlabeled, images[:n_real], masks[:n_real]
-            )
+            with record_function(UNLABELED_PREPARE):
+                student, context = self.unlabeled.prepare(
+                    self.segmenter, unlabeled, images[:n_real], masks[:n_real]
+                )
             if self.runtime.channels_last:
                 student = student.contiguous(memory_format=torch.channels_last)
             images = torch.cat([images, student])

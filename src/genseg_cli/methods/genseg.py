@@ -15,10 +15,11 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig
 from torch import Tensor
+from torch.profiler import record_function
 
 from genseg_cli.core.errors import GensegError
 from genseg_cli.generators.pix2pix import pix2pix_adam
-from genseg_cli.methods.base import TrainingContext
+from genseg_cli.methods.base import GAN_STEP, GENERATOR_FORWARD, UPPER_STEP, TrainingContext
 from genseg_cli.methods.synthetic import SyntheticDataMethod
 from genseg_cli.mlo.hypergrad import LowerProblem, hypergradient
 from genseg_cli.mlo.synthetic_weight import SyntheticWeight
@@ -90,9 +91,11 @@ class GenSeg(SyntheticDataMethod):
         images, masks = self.to_device(batch)
         new_masks = batch["new_mask"].to(self.runtime.device)
         self.generator.train()
-        both = self.synthesise(torch.cat([masks, new_masks]))  # one G pass for both uses
+        with record_function(GENERATOR_FORWARD):
+            both = self.synthesise(torch.cat([masks, new_masks]))  # one G pass for both uses
         fake, synthetic = both[: masks.shape[0]], both[masks.shape[0] :]
-        losses = self.recipe.train_step(masks, images, fake)
+        with record_function(GAN_STEP):
+            losses = self.recipe.train_step(masks, images, fake)
         synthetic = self.jittered(synthetic.detach(), self.draw_jitter(new_masks.shape[0]))
         losses.update(
             self.segmentation_update(
@@ -105,7 +108,8 @@ class GenSeg(SyntheticDataMethod):
             )
         )
         if self.steps_done % int(self.mlo.arch_every) == 0 and self._has_upper_targets():
-            losses.update(self.upper_update(images, masks, new_masks))
+            with record_function(UPPER_STEP):
+                losses.update(self.upper_update(images, masks, new_masks))
         return losses
 
     def stateful(self) -> dict:

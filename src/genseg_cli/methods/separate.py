@@ -4,8 +4,9 @@ on real + lambda * synthetic pairs. No feedback from segmentation to the generat
 from __future__ import annotations
 
 import torch
+from torch.profiler import record_function
 
-from genseg_cli.methods.base import TrainingContext
+from genseg_cli.methods.base import GENERATOR_FORWARD, TrainingContext
 from genseg_cli.methods.synthetic import SyntheticDataMethod
 
 
@@ -21,7 +22,7 @@ class Separate(SyntheticDataMethod):
     def train_step(self, batch: dict) -> dict[str, float]:
         images, masks = self.to_device(batch)
         new_masks = batch["new_mask"].to(self.runtime.device)
-        with torch.no_grad():
+        with torch.no_grad(), record_function(GENERATOR_FORWARD):
             synthetic = self.synthesise(new_masks)
             synthetic = self.jittered(synthetic, self.draw_jitter(new_masks.shape[0]))
         return self.segmentation_update(

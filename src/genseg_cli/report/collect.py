@@ -26,8 +26,10 @@ log = logging.getLogger("genseg.report")
 RUN_FILES = ("metrics.json", "status.json")
 KEYS = ["dataset", "backbone", "n_labeled", "method"]  # one summary row per combination
 ID_COLUMNS = ["dataset", "n_labeled", "method", "backbone", "seed"]
-# after the metrics: cost, then what a run is (base_method: `method` without its variant)
-TRAILING = ("n_unlabeled", "train_time_s", "variant", "base_method", "run_dir")
+# after the metrics: the generator diagnostic (test Dice of a segmenter trained on synthetic pairs
+# only; never a column of the paired mean), cost, then what a run is (base_method: `method`
+# without its variant)
+TRAILING = ("tstr", "n_unlabeled", "train_time_s", "variant", "base_method", "run_dir")
 OVERRIDES = "overrides.yaml"  # the command-line overrides a run was trained with
 # overrides that do not make a variant: the identity of a run, the named setups (an experiment or
 # profile fixes the recipe of every method in it), and where things live or how they are shown
@@ -132,6 +134,8 @@ def read_run(run_dir: Path) -> dict[str, Any]:
         )
     except (KeyError, TypeError, ValueError) as err:
         raise _Skip(f"metrics.json incomplete: {type(err).__name__} {err}") from None
+    tstr = metrics.get("tstr")  # separate/genseg: train on synthetic, test on real
+    row["tstr"] = float(tstr["test"]["dice_mean"]) if tstr else float("nan")
     # images used without labels (ssl=...); runs from before the unlabeled stream used none
     row["n_unlabeled"] = int(metrics["run"].get("n_unlabeled") or 0)
     row["variant"] = run_variant(run_dir)
