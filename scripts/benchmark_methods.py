@@ -27,11 +27,15 @@ More flags (a plain run without them behaves as above):
 --unlabeled N [N ...]: repeat the combinations with unlabeled images (names with '+') for each
   n_unlabeled; `all` is every pool image. A combination left with no unlabeled image is skipped.
     python scripts/benchmark_methods.py --unlabeled 0 100 all --methods baseline baseline+fixmatch
+--csv FILE: also append every row (size, method, n_labeled, n_unlabeled, seconds) to FILE, for
+  scripts that collect the numbers (scripts/gpu_check.sh).
+    python scripts/benchmark_methods.py --methods baseline genseg --csv outputs/benchmark.csv
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import importlib.util
 import itertools
 import os
@@ -217,6 +221,18 @@ def flag_overrides(size: int | None, n_labeled: int | None) -> list[str]:
     return out if n_labeled is None else [*out, f"n_labeled={n_labeled}"]
 
 
+def append_csv(path: Path, size: int, groups: list[list[Row]]) -> None:
+    new = not path.exists()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a", newline="") as handle:
+        writer = csv.writer(handle)
+        if new:
+            writer.writerow(["image_size", "method", "n_labeled", "n_unlabeled", "seconds"])
+        for row in (r for rows in groups for r in rows):
+            seconds = "" if row.seconds is None else f"{row.seconds:.5f}"
+            writer.writerow([size, row.name.strip(), row.n_labeled, row.n_unlabeled, seconds])
+
+
 def print_table(console: Console, bench: Bench, groups: list[list[Row]], counts: bool) -> None:
     cfg, runtime, args = bench.cfg, bench.runtime, bench.args
     table = Table(
@@ -271,6 +287,7 @@ def main() -> None:
         type=unlabeled_count,
         help="n_unlabeled values (or `all`) for the combinations with '+'",
     )
+    parser.add_argument("--csv", type=Path, help="append the rows to this CSV file")
     parser.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. dataset=ph2")
     args = parser.parse_args()
     for flag, key in (("--sizes", "data.image_size"), ("--labelled", "n_labeled")):
@@ -297,6 +314,8 @@ def main() -> None:
                 rows.append(bench.time_plain(extra))
             groups.append(rows)
         print_table(console, bench, groups, counts)
+        if args.csv:
+            append_csv(args.csv, int(bench.cfg.data.image_size), groups)
     print(
         "inference: every method predicts with the same segmenter; its cost equals the baseline's"
     )

@@ -22,6 +22,7 @@ from genseg_cli.generators.pix2pix import pix2pix_adam
 from genseg_cli.methods.base import GAN_STEP, GENERATOR_FORWARD, UPPER_STEP, TrainingContext
 from genseg_cli.methods.synthetic import SyntheticDataMethod
 from genseg_cli.mlo.hypergrad import LowerProblem, hypergradient
+from genseg_cli.mlo.levers import apply_images, apply_masks, build_levers, describe_levers
 from genseg_cli.mlo.synthetic_weight import SyntheticWeight
 
 
@@ -61,13 +62,24 @@ class GenSeg(SyntheticDataMethod):
             if self.learned_weight is not None
             else None
         )
+        try:
+            spec = self.spec
+            levers = build_levers(mlo, spec.dims, spec.mask_channels, spec.image_channels)
+        except ValueError as err:
+            raise GensegError(str(err)) from None
+        self.levers = levers.to(self.runtime.device)
+        self.lever_optimizer = (
+            torch.optim.Adam(self.levers.parameters(), lr=mlo.lever_lr) if len(levers) else None
+        )
+        self.trust_region = float(mlo.trust_region)
+        self.anchor: list[Tensor] = []  # the pre-trained weights the trust region pulls toward
         self.steps_done = 0
         if not self._has_upper_targets():  # genseg would silently be separate with a moving G
             raise GensegError(
                 f"method=genseg with generator={self.generator_cfg.get('name')} gives the upper "
                 "level nothing to learn (no architecture weights); set "
-                "mlo.learn_synthetic_weight=true or mlo.generator_weights=true, use a searchable "
-                "generator, or train method=separate"
+                "mlo.learn_synthetic_weight=true or mlo.generator_weights=true, name levers in "
+                "mlo.levers, use a searchable generator, or train method=separate"
             )
 
     def current_synthetic_weight(self) -> float:
@@ -85,18 +97,26 @@ class GenSeg(SyntheticDataMethod):
         )
         if self.runtime.channels_last:
             self.val = (self.val[0].contiguous(memory_format=torch.channels_last), self.val[1])
+        if self.feedback_optimizer is not None and self.trust_region > 0:
+            self.anchor = [p.detach().clone() for p in self.recipe.weight_parameters()]
 
     def train_step(self, batch: dict) -> dict[str, float]:
         self.steps_done += 1
         images, masks = self.to_device(batch)
-        new_masks = batch["new_mask"].to(self.runtime.device)
+        drawn_masks = batch["new_mask"].to(self.runtime.device)
+        # the levers' randomness: one draw per step, shared by the update and the upper step
+        draws = [lever.draw(drawn_masks.shape[0]) for lever in self.levers]
+        with torch.no_grad():
+            new_masks = apply_masks(self.levers, drawn_masks, draws)
         self.generator.train()
         with record_function(GENERATOR_FORWARD):
             both = self.synthesise(torch.cat([masks, new_masks]))  # one G pass for both uses
         fake, synthetic = both[: masks.shape[0]], both[masks.shape[0] :]
         with record_function(GAN_STEP):
             losses = self.recipe.train_step(masks, images, fake)
-        synthetic = self.jittered(synthetic.detach(), self.draw_jitter(new_masks.shape[0]))
+        with torch.no_grad():
+            synthetic = apply_images(self.levers, synthetic.detach(), draws)
+        synthetic = self.jittered(synthetic, self.draw_jitter(new_masks.shape[0]))
         losses.update(
             self.segmentation_update(
                 images,
@@ -109,7 +129,7 @@ class GenSeg(SyntheticDataMethod):
         )
         if self.steps_done % int(self.mlo.arch_every) == 0 and self._has_upper_targets():
             with record_function(UPPER_STEP):
-                losses.update(self.upper_update(images, masks, new_masks))
+                losses.update(self.upper_update(images, masks, drawn_masks, draws))
         return losses
 
     def stateful(self) -> dict:
@@ -119,39 +139,57 @@ class GenSeg(SyntheticDataMethod):
             "feedback_optimizer": self.feedback_optimizer,
             "synthetic_weight": self.learned_weight,
             "weight_optimizer": self.weight_optimizer,
+            "levers": self.levers if len(self.levers) else None,
+            "lever_optimizer": self.lever_optimizer,
         }
 
     def state_dict(self) -> dict:
-        return {**super().state_dict(), "steps_done": self.steps_done}
+        return {**super().state_dict(), "steps_done": self.steps_done, "anchor": self.anchor}
 
     def load_state_dict(self, state: dict) -> None:
         super().load_state_dict(state)
         self.steps_done = state["steps_done"]
+        self.anchor = state.get("anchor", [])
 
     def _has_upper_targets(self) -> bool:
         return any(
             o is not None
-            for o in (self.arch_optimizer, self.feedback_optimizer, self.weight_optimizer)
+            for o in (
+                self.arch_optimizer,
+                self.feedback_optimizer,
+                self.weight_optimizer,
+                self.lever_optimizer,
+            )
         )
 
-    def _synthesise_for_upper(self, new_masks: Tensor):
+    def _synthesise_for_upper(self, new_masks: Tensor, draws: list | None = None):
+        """The synthetic pairs as a function for the hypergradient: images, or (images, masks)
+        with levers (whose mask transforms also move the targets)."""
         jitter = self.draw_jitter(new_masks.shape[0])  # the same draw for every pass of the step
+        if draws is None:
+            draws = [lever.draw(new_masks.shape[0]) for lever in self.levers]
 
-        def run() -> Tensor:  # fp32 and in the graph: the hypergradient flows through here
-            return self.jittered(self.recipe.synthesise(new_masks, exact=True), jitter)
+        def run() -> Tensor | tuple[Tensor, Tensor]:  # fp32 and in the graph
+            if not len(self.levers):
+                return self.jittered(self.recipe.synthesise(new_masks, exact=True), jitter)
+            masks = apply_masks(self.levers, new_masks, draws)
+            images = apply_images(self.levers, self.recipe.synthesise(masks, exact=True), draws)
+            return self.jittered(images, jitter), masks
 
         return run
 
-    def upper_targets(self) -> tuple[list[Tensor], list[Tensor], list[Tensor]]:
-        """The upper level's parameters: (architecture, generator weights, lambda), each empty
-        when that target is off."""
+    def upper_targets(self) -> tuple[list[Tensor], ...]:
+        """The upper level's parameters: (architecture, generator weights, levers, lambda), each
+        empty when that target is off; lambda last."""
         alphas = self.recipe.upper_parameters() if self.arch_optimizer else []
         weights = self.recipe.weight_parameters() if self.feedback_optimizer else []
+        levers = list(self.levers.parameters())
         learned = self.learned_weight
-        return alphas, weights, list(learned.parameters()) if learned is not None else []
+        lambdas = list(learned.parameters()) if learned is not None else []
+        return alphas, weights, levers, lambdas
 
     def upper_hypergradient(
-        self, images: Tensor, masks: Tensor, new_masks: Tensor
+        self, images: Tensor, masks: Tensor, new_masks: Tensor, draws: list | None = None
     ) -> tuple[list[Tensor], Tensor]:
         """d L_val(W'(targets)) / d targets for `upper_targets()` (flattened in that order), and
         the validation loss, by `mlo.hypergrad`; nothing is updated."""
@@ -171,21 +209,33 @@ class GenSeg(SyntheticDataMethod):
         return hypergradient(
             self.mlo.hypergrad,
             problem,
-            self._synthesise_for_upper(new_masks),
+            self._synthesise_for_upper(new_masks, draws),
             targets,
             float(self.mlo.xi),
             int(self.mlo.unroll_steps),
             fd_radius=float(self.mlo.fd_radius),
         )
 
-    def upper_update(self, images: Tensor, masks: Tensor, new_masks: Tensor) -> dict[str, float]:
-        """One step of the upper level along the hypergradient of the validation loss."""
-        alphas, _, lambdas = self.upper_targets()
+    def upper_update(
+        self, images: Tensor, masks: Tensor, new_masks: Tensor, draws: list | None = None
+    ) -> dict[str, float]:
+        """One step of the upper level along the hypergradient of the validation loss
+        (`new_masks` as drawn, before the levers; `draws`: the levers' draws of this step)."""
+        alphas, weights, _, lambdas = self.upper_targets()
         targets = [t for group in self.upper_targets() for t in group]
-        grads, val_loss = self.upper_hypergradient(images, masks, new_masks)
+        grads, val_loss = self.upper_hypergradient(images, masks, new_masks, draws)
         for param, grad in zip(targets, grads, strict=True):
             param.grad = grad.detach()
-        for optimizer in (self.arch_optimizer, self.feedback_optimizer, self.weight_optimizer):
+        if self.anchor:  # trust region: d/dtheta of rho/2 * |theta - theta_pretrained|^2
+            for param, anchor in zip(weights, self.anchor, strict=True):
+                param.grad.add_(param.detach() - anchor, alpha=self.trust_region)
+        optimizers = (
+            self.arch_optimizer,
+            self.feedback_optimizer,
+            self.weight_optimizer,
+            self.lever_optimizer,
+        )
+        for optimizer in optimizers:
             if optimizer is not None:
                 optimizer.step()
                 optimizer.zero_grad(set_to_none=True)
@@ -195,6 +245,7 @@ class GenSeg(SyntheticDataMethod):
                 torch.cat([g.flatten() for g in grads[: len(alphas)]]).norm()
             )
             out.update(self.alpha_weights())
+        out.update(describe_levers(self.levers))
         if lambdas:
             out["hypergrad/synthetic_weight"] = float(grads[-1])
             out["mlo/synthetic_weight"] = self.learned_weight.value
@@ -202,6 +253,8 @@ class GenSeg(SyntheticDataMethod):
 
     def finish(self, run_dir: Path) -> dict:
         out = super().finish(run_dir)
+        if len(self.levers):
+            out["levers"] = describe_levers(self.levers)
         if self.learned_weight is not None:
             out["synthetic_weight"] = {
                 "initial": self.synthetic_weight,

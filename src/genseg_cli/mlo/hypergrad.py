@@ -89,6 +89,18 @@ def _start(problem: LowerProblem) -> tuple[Params, Params]:
     return params, buffers
 
 
+def _synthetic_pairs(
+    problem: LowerProblem, synthesise: Callable[[], Tensor | tuple[Tensor, Tensor]]
+) -> tuple[LowerProblem, Tensor]:
+    """Run `synthesise`: images, or (images, masks) when a lever also moves the new masks (then
+    the problem's targets are those masks, in the graph of the lever)."""
+    out = synthesise()
+    if isinstance(out, tuple):
+        images, masks = out
+        return replace(problem, new_masks=masks), images
+    return problem, out
+
+
 def _sgd_step(params: Params, loss: Tensor, xi: float, create_graph: bool) -> Params:
     grads = torch.autograd.grad(loss, list(params.values()), create_graph=create_graph)
     return {n: p - xi * g for (n, p), g in zip(params.items(), grads, strict=True)}
@@ -96,7 +108,7 @@ def _sgd_step(params: Params, loss: Tensor, xi: float, create_graph: bool) -> Pa
 
 def second_order(
     problem: LowerProblem,
-    synthesise: Callable[[], Tensor],
+    synthesise: Callable[[], Tensor | tuple[Tensor, Tensor]],
     targets: list[Tensor],
     xi: float,
     unroll_steps: int = 1,
@@ -107,7 +119,7 @@ def second_order(
     >>> grads, lval = second_order(problem, lambda: generator(new_masks), alphas, xi=1e-3)
     """
     params, buffers = _start(problem)
-    synthetic = synthesise()
+    problem, synthetic = _synthetic_pairs(problem, synthesise)
     for _ in range(unroll_steps):
         params = _sgd_step(params, train_loss(problem, params, buffers, synthetic), xi, True)
     lval = val_loss(problem, params, buffers)
@@ -119,7 +131,7 @@ def second_order(
 
 def finite_difference(
     problem: LowerProblem,
-    synthesise: Callable[[], Tensor],
+    synthesise: Callable[[], Tensor | tuple[Tensor, Tensor]],
     targets: list[Tensor],
     xi: float,
     unroll_steps: int = 1,
@@ -132,10 +144,15 @@ def finite_difference(
             "use mlo.hypergrad=second_order for longer unrolls"
         )
     params, buffers = _start(problem)
-    synthetic = synthesise()
-    # the look-ahead step is constant in the targets; a learned lambda enters it detached, so
-    # this backward pass does not free the graph the two shifted passes below still need
-    constant = replace(problem, synthetic_weight=_detached(problem.synthetic_weight))
+    problem, synthetic = _synthetic_pairs(problem, synthesise)
+    # the look-ahead step is constant in the targets; a learned lambda (and lever-made masks)
+    # enter it detached, so this backward pass does not free the graph the two shifted passes
+    # below still need
+    constant = replace(
+        problem,
+        synthetic_weight=_detached(problem.synthetic_weight),
+        new_masks=problem.new_masks.detach(),
+    )
     look_ahead_loss = train_loss(constant, params, buffers, synthetic.detach())
     stepped = _sgd_step(params, look_ahead_loss, xi, False)
     stepped = {n: p.detach().requires_grad_(True) for n, p in stepped.items()}
@@ -168,7 +185,7 @@ ESTIMATORS = {"second_order": second_order, "finite_difference": finite_differen
 def hypergradient(
     mode: str,
     problem: LowerProblem,
-    synthesise: Callable[[], Tensor],
+    synthesise: Callable[[], Tensor | tuple[Tensor, Tensor]],
     targets: list[Tensor],
     xi: float,
     unroll_steps: int = 1,

@@ -143,6 +143,7 @@ class MaskToImageGenerator(nn.Module):
         up_kernels: Sequence[int] = (4, 6, 8),
         down_kernels: Sequence[int] = (4,),
         search_down: bool = False,
+        arch_temperature: float = 1.0,
     ) -> None:
         super().__init__()
         if norm not in NORMS:
@@ -199,6 +200,10 @@ class MaskToImageGenerator(nn.Module):
                     post.append(nn.Dropout(dropout))
             decoder[f"up{i}"] = _Block(nn.ReLU(), op, post)
         self.decoder = nn.ModuleDict(decoder)
+        if arch_temperature <= 0:
+            raise ValueError(f"arch_temperature must be positive, got {arch_temperature}")
+        for _, op in self._mixed_ops():
+            op.temperature = float(arch_temperature)
         self._init_weights()
 
     def _init_weights(self) -> None:

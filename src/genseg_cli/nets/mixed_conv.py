@@ -84,14 +84,16 @@ class MixedConv(nn.Module):
             self.register_parameter(f"bias_k{k}", ref.bias)
         # Zeros: the search starts from the uniform mixture.
         self.alpha = nn.Parameter(torch.zeros(len(self.kernels)))
+        # softmax(alpha / temperature): below 1, the same step of alpha moves the mixture more
+        self.temperature = 1.0
 
     @property
     def name(self) -> str:
         return "convT" if self.transposed else "conv"
 
     def candidate_weights(self) -> Tensor:
-        """Mixture weights softmax(alpha), differentiable w.r.t. alpha."""
-        return torch.softmax(self.alpha, dim=0)
+        """Mixture weights softmax(alpha / temperature), differentiable w.r.t. alpha."""
+        return torch.softmax(self.alpha / self.temperature, dim=0)
 
     def forward(self, x: Tensor) -> Tensor:
         mix = self.candidate_weights()
