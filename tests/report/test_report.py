@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 
 from genseg_cli.core.errors import GensegError
-from genseg_cli.report.collect import collect_runs
+from genseg_cli.report.collect import KEYS, collect_runs
 from genseg_cli.report.summary import (
     aggregate,
     efficiency,
@@ -207,7 +207,10 @@ def test_labels_needed_out_of_range():
     assert labels_needed(curve, 0.9) == "> max" and efficiency_factor(curve, 0.9, 4) == "> max"
     assert labels_needed(curve, 0.4) == "<= min" and efficiency_factor(curve, 0.4, 2) == "<= min"
     assert labels_needed(curve, 0.5) == 4.0
-    assert labels_needed([(4, float("nan")), (8, 0.75)], 0.6) == "<= min"
+    assert labels_needed([(4, float("nan")), (8, 0.75)], 0.6) == "n/a: one budget"
+    # one budget cannot bracket a score: no factor, whichever side the score lies
+    assert labels_needed([(40, 0.8)], 0.85) == efficiency_factor([(40, 0.8)], 0.7, 40)
+    assert labels_needed([(40, 0.8)], 0.85) == "n/a: one budget"
 
 
 def test_efficiency_table_per_dataset_and_budget():
@@ -285,3 +288,20 @@ def test_an_objective_on_unlabeled_images_is_a_method_and_scoring_switches_no_va
     diffs = paired_differences(runs, "baseline")
     assert set(diffs.method) == {"baseline+fixmatch"} and len(diffs) == len(SEEDS)
     assert diffs.test_dice.tolist() == pytest.approx([0.1] * len(SEEDS))
+
+
+def test_one_seed_cells_show_no_spread():
+    from genseg_cli.stages.report import display_paired, display_summary
+
+    summary = pd.DataFrame(
+        [("jsrt", "unet", 9, "baseline", 0.9, 0.0, 1), ("jsrt", "unet", 9, "genseg", 0.9, 0.01, 3)],
+        columns=[*KEYS, "test_dice_mean", "test_dice_std", "n_seeds"],
+    )
+    shown = display_summary(summary, ["test_dice"]).iloc[:, -1].tolist()
+    assert shown == ["0.9000", "0.9000 ± 0.0100"]
+    paired = pd.DataFrame(
+        [("jsrt", "unet", 9, "genseg", "baseline", 1, 0.02, 0.0, 1)],
+        columns=[*KEYS, "reference", "n_pairs", "test_dice_diff_mean", "test_dice_diff_std"]
+        + ["test_dice_wins"],
+    )
+    assert display_paired(paired, ["test_dice"]).iloc[0, -1] == "+0.0200 (1/1)"

@@ -10,6 +10,7 @@ import pandas as pd
 from genseg_cli.report.collect import KEYS
 
 PAIR_KEYS = ["dataset", "backbone", "n_labeled", "seed"]
+ONE_BUDGET = "n/a: one budget"
 NOT_METRICS = {*KEYS, "seed", "variant", "base_method", "run_dir", "n_unlabeled"}
 
 
@@ -97,14 +98,19 @@ def labels_needed(curve: Iterable[tuple[float, float]], target: float) -> float 
     """Labels a method needs to reach `target` Dice on its measured (n_labeled, Dice) curve.
 
     Linear interpolation between the last budget below `target` and the first that reaches it.
-    "> max" when no measured budget reaches it; "<= min" when the smallest already beats it.
+    "> max" when no measured budget reaches it; "<= min" when the smallest already beats it;
+    "n/a: one budget" when the curve has a single budget (nothing to interpolate on).
 
     >>> labels_needed([(4, 0.5), (8, 0.75), (16, 1.0)], 0.625)
     6.0
-    >>> labels_needed([(5, 0.80), (10, 0.90)], 0.99), labels_needed([(5, 0.80)], 0.70)
+    >>> labels_needed([(5, 0.80), (10, 0.90)], 0.99), labels_needed([(5, 0.80), (10, 0.9)], 0.7)
     ('> max', '<= min')
+    >>> labels_needed([(40, 0.80)], 0.85)
+    'n/a: one budget'
     """
     points = sorted((float(n), float(d)) for n, d in curve if not np.isnan(d))
+    if len(points) < 2:  # a factor needs budgets around the score; one budget says nothing
+        return ONE_BUDGET
     for i, (n, d) in enumerate(points):
         if d < target:
             continue

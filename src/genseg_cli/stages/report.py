@@ -60,12 +60,15 @@ def fmt(value: object, digits: int = 4) -> str:
 
 
 def display_summary(summary: pd.DataFrame, metrics: list[str]) -> pd.DataFrame:
-    """Summary as strings: one 'mean ± std' column (4 decimals) per metric."""
+    """Summary as strings: one 'mean ± std' column (4 decimals) per metric; one seed: the
+    mean alone (a std of one value says nothing)."""
     shown = summary[[*KEYS, "n_seeds"]].astype(str)
     for m in metrics:
         shown[label(m)] = [
-            f"{a:.4f} ± {b:.4f}" if pd.notna(a) else "-"
-            for a, b in zip(summary[f"{m}_mean"], summary[f"{m}_std"], strict=True)
+            "-" if pd.isna(a) else f"{a:.4f}" if n == 1 else f"{a:.4f} ± {b:.4f}"
+            for a, b, n in zip(
+                summary[f"{m}_mean"], summary[f"{m}_std"], summary["n_seeds"], strict=True
+            )
         ]
     return shown
 
@@ -75,7 +78,11 @@ def display_paired(table: pd.DataFrame, dice: list[str]) -> pd.DataFrame:
     shown = table[[*KEYS, "reference", "n_pairs"]].astype(str)
     for d in dice:
         shown[f"Δ {label(d)}"] = [
-            f"{a:+.4f} ± {b:.4f} ({w}/{n})" if pd.notna(a) else "-"
+            "-"
+            if pd.isna(a)
+            else f"{a:+.4f} ({w}/{n})"
+            if n == 1
+            else f"{a:+.4f} ± {b:.4f} ({w}/{n})"
             for a, b, w, n in zip(
                 table[f"{d}_diff_mean"],
                 table[f"{d}_diff_std"],
