@@ -37,8 +37,9 @@ def usage() -> str:
 
 
 def with_default_profile(args: list[str]) -> list[str]:
-    """Pick the paper profile on a CUDA machine unless the user chose a profile (CPU is default)."""
-    if any(a.lstrip("+~").startswith("profile=") for a in args):
+    """Pick the paper profile on a CUDA machine unless the user chose a profile or an experiment
+    (an experiment names its own profile: `*_cpu` ones the CPU profile, `*_paper` the paper's)."""
+    if any(a.lstrip("+~").startswith(("profile=", "experiment=")) for a in args):
         return args
     import torch
 

@@ -132,3 +132,17 @@ def test_multirun_sweep_gives_one_directory_per_run(data_dir: Path, tmp_path: Pa
     assert out.returncode == 0, out.stderr
     runs = sorted(p.parent.name for p in tmp_path.glob("multiruns/*/*/metrics.json"))
     assert runs == ["jsrt_unet_baseline_n3_s0", "jsrt_unet_baseline_n3_s1"]
+
+
+def test_the_paper_profile_on_cuda_never_overrides_a_chosen_profile_or_experiment(monkeypatch):
+    import torch
+
+    from genseg_cli.cli import with_default_profile
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert with_default_profile(["dataset=jsrt"]) == ["dataset=jsrt", "profile=paper"]
+    assert with_default_profile(["experiment=ph2_cpu"]) == ["experiment=ph2_cpu"]
+    assert with_default_profile(["profile=cpu"]) == ["profile=cpu"]
+    from genseg_cli.core.config import compose
+
+    assert compose("train", ["experiment=ph2_cpu"]).data.image_size == 128
