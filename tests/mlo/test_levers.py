@@ -148,3 +148,29 @@ def test_trust_region_pulls_the_generator_weights_back_to_the_pretrained_ones(da
     method.anchor = []
     method.load_state_dict(state)
     assert len(method.anchor) == len(weights)
+
+
+def test_the_upper_step_runs_in_fp32_under_a_bf16_runtime(data, tmp_path):
+    """mlo.upper_precision=fp32 (the default): a bf16 run's hypergradient equals the fp32
+    run's; `auto` takes the run's autocast and differs (bf16 double backward loses digits)."""
+    from genseg_cli.core.runtime import Runtime
+
+    torch.manual_seed(0)
+    cfg = compose("train", SMALL)
+    method = build_method(cfg, CPU)
+    method.prepare(training_context(cfg, data, tmp_path))
+    batch = next(
+        iter(training_batches(data.train, method.spec, 1, 0, None, cfg.mask_augment, True))
+    )
+    inputs = (batch["image"], batch["mask"], batch["new_mask"])
+
+    def hypergradient(precision: str, upper: str) -> torch.Tensor:
+        method.runtime = Runtime(CPU.device, precision, False)
+        method.mlo.upper_precision = upper
+        torch.manual_seed(1)  # the same dropout draw in the generator
+        grads, _ = method.upper_hypergradient(*inputs)
+        return torch.cat([g.flatten() for g in grads])
+
+    reference = hypergradient("fp32", "fp32")
+    assert torch.equal(hypergradient("bf16", "fp32"), reference)
+    assert not torch.allclose(hypergradient("bf16", "auto"), reference, rtol=1e-3, atol=0)
