@@ -2,9 +2,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from torch import nn
 
 from genseg_cli.core.config import compose, conf_dir
 from genseg_cli.core.errors import GensegError
+from genseg_cli.nets import segmenters, swin_unet
 from genseg_cli.nets.losses import SegmentationLoss
 from genseg_cli.nets.segmenters import build_segmenter
 
@@ -23,13 +25,53 @@ def test_every_backbone_runs_forward_and_backward(name, dataset):
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in net.parameters())
 
 
-def test_download_of_encoder_weights_is_refused():
-    cfg = compose("train", ["backbone.model.encoder_weights=imagenet"])
-    with pytest.raises(GensegError, match=r"backbone\.model\.encoder_weights=imagenet .*download"):
+@pytest.mark.parametrize("name", [b for b in BACKBONES if b != "swin_unetr"])
+def test_encoder_weights_pass_through_to_the_network(name, monkeypatch):
+    """`backbone.encoder_weights=imagenet` reaches the smp/genseg network (which downloads; here
+    the network is not built)."""
+    built = []
+    monkeypatch.setattr(
+        segmenters, "instantiate", lambda network: built.append(network) or nn.Linear(1, 1)
+    )
+    build_segmenter(
+        compose("train", [f"backbone={name}", "backbone.encoder_weights=imagenet"]).backbone
+    )
+    assert built[0].encoder_weights == "imagenet"
+    assert compose("train", [f"backbone={name}"]).backbone.model.encoder_weights is None
+
+
+def test_swin_unet_asks_timm_for_its_imagenet_swin_t(monkeypatch):
+    calls = []
+    create = swin_unet.timm.create_model
+
+    def offline_create(name, pretrained=False, **kwargs):
+        calls.append((name, pretrained))
+        return create(name, pretrained=False, **kwargs)
+
+    monkeypatch.setattr(swin_unet.timm, "create_model", offline_create)
+    small = ["backbone.model.embed_dim=24", "data.image_size=64"]
+    for weights in ("imagenet", "null"):
+        cfg = compose(
+            "train", ["backbone=swin_unet", f"backbone.encoder_weights={weights}", *small]
+        )
         build_segmenter(cfg.backbone)
-    cfg = compose("train", ["dataset=hippocampus", "+backbone.volume_model.encoder_weights=x"])
-    with pytest.raises(GensegError, match=r"backbone\.volume_model\.encoder_weights=x"):
-        build_segmenter(cfg.backbone, dims=3)
+    assert calls == [(swin_unet.TIMM_SWIN_T, True), (swin_unet.TIMM_SWIN_T, False)]
+    cfg = compose("train", ["backbone=swin_unet", "backbone.encoder_weights=foo", *small])
+    with pytest.raises(GensegError, match="encoder_weights=foo is not known"):
+        build_segmenter(cfg.backbone)
+
+
+@pytest.mark.parametrize(
+    ("name", "dataset", "dims"), [("swin_unetr", "jsrt", 2), ("unet", "hippocampus", 3)]
+)
+def test_encoder_weights_are_refused_where_there_is_no_pretrained_encoder(name, dataset, dims):
+    cfg = compose(
+        "train", [f"backbone={name}", f"dataset={dataset}", "backbone.encoder_weights=imagenet"]
+    )
+    with pytest.raises(
+        GensegError, match=rf"encoder_weights=imagenet: backbone '{name}'.*backbone\.weights=PATH"
+    ):
+        build_segmenter(cfg.backbone, dims)
 
 
 def test_local_weights_are_loaded(tmp_path: Path):

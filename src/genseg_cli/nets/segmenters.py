@@ -1,9 +1,11 @@
-"""Segmentation backbones: any segmentation-models-pytorch architecture named by a config.
+"""Segmentation backbones: any network named by a config (smp, MONAI, or genseg's own).
 
-`conf/backbone/<name>.yaml` holds `model` (a `_target_` into smp with its keyword arguments),
-optionally `volume_model` (the backbone's 3D version, e.g. MONAI's UNet, used when the dataset
-is 3D) and `weights` (an optional local file for the whole network). Nothing is downloaded at
-run time.
+`conf/backbone/<name>.yaml` holds `model` (a `_target_` with its keyword arguments: an smp
+architecture, `genseg_cli.nets.swin_unet.SwinUnet`, ...), optionally `volume_model` (the
+backbone's 3D version, e.g. MONAI's UNet, used when the dataset is 3D), `weights` (an optional
+local file for the whole network) and `encoder_weights` (null, or e.g. `imagenet`: smp/timm then
+download the encoder's pretrained weights when the network is built; only for users with
+internet, and only networks whose config takes `encoder_weights` accept it).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
+from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 from torch import nn
@@ -27,13 +30,21 @@ def build_segmenter(backbone: DictConfig, dims: int = 2) -> nn.Module:
     torch.Size([1, 1, 64, 64])
     """
     network = network_config(backbone, dims)
-    if network.get("encoder_weights"):
+    if backbone.get("encoder_weights") and "encoder_weights" not in network:
         key = "volume_model" if dims == 3 else "model"
         raise GensegError(
-            f"backbone.{key}.encoder_weights={network.encoder_weights} would download "
-            "weights at run time; keep it null and give a local file with backbone.weights=PATH"
+            f"backbone.encoder_weights={backbone.encoder_weights}: backbone '{backbone.name}' "
+            f"({key}) has no pretrained encoder to fetch; give a local state dict with "
+            "backbone.weights=PATH"
         )
-    model = instantiate(network)
+    try:
+        model = instantiate(network)
+    except InstantiationException as err:
+        # Hydra wraps a constructor's error in its own; a GensegError (e.g. SwinUnet refusing
+        # data.image_size) is already the one line the user should read
+        if isinstance(err.__cause__, GensegError):
+            raise err.__cause__ from None
+        raise
     if backbone.get("weights"):
         load_weights(model, Path(backbone.weights))
     return model
