@@ -7,9 +7,11 @@ import logging
 import sys
 
 from rich.console import Console
+from rich.text import Text
 
 from genseg_cli import __version__
-from genseg_cli.core.errors import GensegError
+from genseg_cli.core.errors import STOPPED, GensegError
+from genseg_cli.core.suggest import did_you_mean
 
 STAGES = {
     "train": "train a segmenter with a method (baseline, genseg, ...); Hydra overrides, -m sweeps",
@@ -56,7 +58,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     stage, args = argv[0], argv[1:]
     if stage not in STAGES:
-        err_console.print(f"[red]error:[/red] unknown stage '{stage}'; stages: {', '.join(STAGES)}")
+        err_console.print(
+            f"[red]error:[/red] unknown stage '{stage}'{did_you_mean(stage, STAGES)}; "
+            f"stages: {', '.join(STAGES)}"
+        )
         return 2
     if stage in HYDRA_STAGES:
         args = with_default_profile(args)
@@ -68,8 +73,12 @@ def main(argv: list[str] | None = None) -> int:
         if err.exit_code == 0:  # an answer to --help, not a failure
             print(err)
         else:
-            err_console.print(f"[red]error:[/red] {err}", highlight=False)
+            # plain text: a message may hold [brackets] that rich would read as markup
+            err_console.print(Text.assemble(("error:", "red"), f" {err}"), soft_wrap=True)
         return err.exit_code
+    except KeyboardInterrupt:  # Ctrl-C outside a training run (a run records it itself)
+        err_console.print(f"[red]interrupted:[/red] genseg {stage} stopped by Ctrl-C")
+        return STOPPED
 
 
 if __name__ == "__main__":

@@ -113,7 +113,7 @@ class TestHippocampusStages(StageTester):
         folder.mkdir()
         (folder / "slice.png").write_bytes(b"not a volume")
         result = genseg(
-            "predict", f"run_dir={finished_run}", f"input={folder}", f"output={tmp_path}"
+            "predict", f"run_dir={finished_run}", f"input={folder}", f"output={tmp_path / 'out'}"
         )
         assert result.returncode == 2
         assert "no NIfTI volumes" in result.stderr and str(folder) in result.stderr

@@ -96,15 +96,18 @@ class StageTester:
     def test_evaluate_reproduces_the_training_scores(self, finished_run: Path):
         result = genseg("evaluate", f"run_dir={finished_run}")
         assert result.returncode == 0, result.stderr
+        # each call writes a folder of its own, and says where
+        written = max((finished_run / "evaluate").iterdir())
+        assert f"wrote {written / 'metrics.json'}" in " ".join(result.stdout.split())
         trained = json.loads((finished_run / "metrics.json").read_text())
-        again = json.loads((finished_run / "evaluate" / "metrics.json").read_text())
+        again = json.loads((written / "metrics.json").read_text())
         assert same_scores(again["test"], trained["test"])
         self.check_summary(again["test"])
         assert again["test"]["n"] == len(
             json.loads((finished_run / "splits.json").read_text())["test"]
         )
         assert set(again["ood"]) == self.ood_sets
-        per_image = pd.read_csv(finished_run / "evaluate" / "per_image.csv")
+        per_image = pd.read_csv(written / "per_image.csv")
         assert set(self.score_columns) <= set(per_image.columns)
 
     def test_evaluate_on_a_user_folder(self, finished_run: Path, dataset_dir: Path, tmp_path):

@@ -4,9 +4,26 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from genseg_cli.core.errors import GensegError
+
+
+def folder_name(path: str) -> str:
+    """The last part of a folder path: how runs on a user's folder are named
+    (conf/dataset/folder.yaml's run_name), so runs of different folders are kept apart.
+
+    >>> folder_name("/data/my_lungs/")
+    'my_lungs'
+    """
+    return Path(str(path)).expanduser().resolve().name or "folder"
+
+
+def register_resolvers() -> None:
+    """The config tree's own interpolations (`${genseg.folder_name:...}`); call before Hydra or
+    OmegaConf resolves a config of this tree."""
+    if not OmegaConf.has_resolver("genseg.folder_name"):
+        OmegaConf.register_new_resolver("genseg.folder_name", folder_name)
 
 
 def conf_dir() -> Path:
@@ -35,6 +52,7 @@ def compose(
     from hydra import initialize_config_dir
     from hydra.errors import HydraException
 
+    register_resolvers()
     try:
         with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
             return hydra_compose(

@@ -26,3 +26,18 @@ def training_progress(enabled: bool = True) -> Progress:
         TimeRemainingColumn(),
         disable=not enabled,
     )
+
+
+def item_progress(enabled: bool = True) -> Progress:
+    """Progress over items (images, volumes, files) for the stages after training, on stderr so
+    that the result tables on stdout stay clean."""
+    from rich.console import Console
+
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+        disable=not enabled,
+    )

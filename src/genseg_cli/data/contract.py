@@ -1,10 +1,13 @@
 """The dataset contract, verified before any training and by `genseg data check`.
 
 2D (images/, masks/): every image has exactly one mask with the same id; both files are readable;
-image and mask have the same size; masks hold only 0 and 255 (other values are binarised at >127
-with a warning, not an error). 3D (MSD: imagesTr/, labelsTr/): every volume has one label map of
-the same shape, with values among background + the dataset's classes. `check_folder` walks the
-pairs of either layout; each codec (`genseg_cli.data.images`, `.volumes`) says how to read one.
+image and mask have the same size; a mask is one channel holding only 0 and 255, or only 0 and 1
+(nnU-Net's convention, read as 0/255); anything else is refused, naming the file and its values.
+3D (MSD: imagesTr/, labelsTr/): every volume has one label map of the same shape, with values
+among background + the dataset's classes. A dataset to train on must have some foreground: when
+every mask is empty, the run would learn nothing and score Dice 0 without saying why.
+`check_folder` walks the pairs of either layout; each codec (`genseg_cli.data.images`,
+`.volumes`) says how to read one.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from genseg_cli.core.errors import DataContractError, GensegError
+from genseg_cli.data.io import MaskValuesError
 from genseg_cli.data.registry import class_names
 
 SHOWN_IDS = 10
@@ -35,7 +39,9 @@ class ContractReport:
     orphan_masks: list[str] = field(default_factory=list)
     unreadable: dict[str, str] = field(default_factory=dict)
     size_mismatch: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] = field(default_factory=dict)
-    nonbinary: dict[str, int] = field(default_factory=dict)
+    bad_masks: dict[str, str] = field(default_factory=dict)  # id -> "file (values)"
+    conventions: Counter = field(default_factory=Counter)  # "0/255" | "0/1" -> masks
+    grey_rgb_masks: int = 0
     empty_masks: list[str] = field(default_factory=list)
     modes: Counter = field(default_factory=Counter)
     sizes: Counter = field(default_factory=Counter)
@@ -44,7 +50,8 @@ class ContractReport:
     @property
     def problems(self) -> list[str]:
         out = []
-        if self.n_pairs == 0 and not self.orphan_images and not self.orphan_masks:
+        found = self.orphan_images or self.orphan_masks or self.unreadable or self.bad_masks
+        if self.n_pairs == 0 and not found:
             out.append(f"no images in {self.root / 'images'}")
         if self.orphan_images:
             out.append(f"images without a mask: {_ids(self.orphan_images)}")
@@ -52,6 +59,14 @@ class ContractReport:
             out.append(f"masks without an image: {_ids(self.orphan_masks)}")
         for key, err in self.unreadable.items():
             out.append(f"unreadable file ({key}): {err}")
+        if self.bad_masks:
+            shown = list(self.bad_masks.values())[:SHOWN_IDS]
+            more = len(self.bad_masks) - len(shown)
+            out.append(
+                "masks that are not 0/255 or 0/1: "
+                + "; ".join(shown)
+                + (f" and {more} more" if more > 0 else "")
+            )
         if self.size_mismatch:
             shown = [
                 f"{i} (image {a[0]}x{a[1]}, mask {b[0]}x{b[1]})"
@@ -66,22 +81,52 @@ class ContractReport:
         return out
 
     @property
-    def warnings(self) -> list[str]:
-        if not self.nonbinary:
-            return []
-        total = sum(self.nonbinary.values())
-        return [
-            f"{len(self.nonbinary)} masks hold {total} pixels that are neither 0 nor 255 "
-            f"(binarised at >127): {_ids(list(self.nonbinary))}"
-        ]
+    def all_empty(self) -> bool:
+        """Every readable mask is empty (nothing to learn from)."""
+        return self.n_pairs > 0 and len(self.empty_masks) == self.n_pairs
 
-    def raise_if_broken(self) -> None:
-        """Raise DataContractError listing every problem, with the fix."""
-        if self.problems:
+    def empty_problem(self) -> str:
+        return (
+            f"all {self.n_pairs} masks are empty (no foreground pixel): nothing to learn from; "
+            "check that the masks mark the foreground with 255 (or 1)"
+        )
+
+    @property
+    def warnings(self) -> list[str]:
+        if len(self.conventions) > 1:
+            return [f"the masks mix conventions ({self.convention_counts()}); each is read right"]
+        return []
+
+    def convention_counts(self) -> str:
+        return ", ".join(f"{name} in {n} masks" for name, n in self.conventions.most_common())
+
+    @property
+    def mask_convention(self) -> str | None:
+        """One line saying how the masks store their foreground (2D; None for label maps)."""
+        if not self.conventions:
+            return None
+        if len(self.conventions) == 1:
+            ((name, n),) = self.conventions.items()
+            line = f"masks: {name}" + (" (nnU-Net's, read as 0/255)" if name == "0/1" else "")
+            line += f" in all {n} masks with foreground"
+        else:
+            line = f"masks: mixed, {self.convention_counts()} (0/1 read as 0/255)"
+        if self.empty_masks:
+            line += f", {len(self.empty_masks)} empty"
+        if self.grey_rgb_masks:
+            line += f"; {self.grey_rgb_masks} stored as RGB with equal channels, read as grey"
+        return line
+
+    def raise_if_broken(self, training: bool = False) -> None:
+        """Raise DataContractError listing every problem, with the fix; `training`: also when
+        every mask is empty."""
+        problems = self.problems + ([self.empty_problem()] if training and self.all_empty else [])
+        if problems:
             raise DataContractError(
                 f"dataset at {self.root} breaks the contract: "
-                + "; ".join(self.problems)
-                + ". Fix or remove these files (each image needs masks/<id>.png of the same size)."
+                + "; ".join(problems)
+                + ". Fix or remove these files (each image needs masks/<id>.png of the same "
+                "size, one channel of 0/255 or 0/1)."
             )
 
 
@@ -93,15 +138,16 @@ def _ids(ids: list[str]) -> str:
 @dataclass
 class PairFacts:
     """What the contract needs to know of one readable pair: its modes (2D image modes, or the
-    label values present), image and mask sizes, non-binary mask pixels, whether the mask is
-    empty and its foreground share."""
+    label values present), image and mask sizes, whether the mask is empty, its foreground share
+    and (2D) the mask's convention."""
 
     modes: list[str]
     image_size: tuple[int, ...]
     mask_size: tuple[int, ...]
     empty: bool
     foreground: float
-    nonbinary: int = 0
+    convention: str | None = None  # 2D: "0/255" or "0/1" (None: empty, or a label map)
+    grey_rgb: bool = False  # 2D: a mask stored as RGB with three equal channels
 
 
 def check_folder(
@@ -123,6 +169,9 @@ def check_folder(
     for key in sorted(images.keys() & masks.keys()):
         try:
             facts = inspect(images[key], masks[key])
+        except MaskValuesError as err:
+            report.bad_masks[key] = f"{masks[key].name} ({err.values})"
+            continue
         except DataContractError as err:
             report.unreadable[key] = str(err)
             continue
@@ -131,8 +180,9 @@ def check_folder(
         report.sizes[facts.image_size] += 1
         if facts.image_size != facts.mask_size:
             report.size_mismatch[key] = (facts.image_size, facts.mask_size)
-        if facts.nonbinary:
-            report.nonbinary[key] = facts.nonbinary
+        if facts.convention:
+            report.conventions[facts.convention] += 1
+        report.grey_rgb_masks += facts.grey_rgb
         if facts.empty:
             report.empty_masks.append(key)
         report.foreground.append(facts.foreground)

@@ -20,7 +20,7 @@ from omegaconf import DictConfig
 from PIL import Image
 
 from genseg_cli.data.contract import ContractReport, PairFacts, check_channels
-from genseg_cli.data.io import index_folder, open_image, read_image, read_mask
+from genseg_cli.data.io import index_folder, open_image, read_image, read_mask, read_mask_file
 from genseg_cli.data.mask_augment import augment_mask
 from genseg_cli.data.registry import GENERIC, dataset_spec
 from genseg_cli.data.samples import Sample, SampleCodec
@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 def load_pairs(root: Path, ids: Sequence[str], channels: int) -> list[Sample]:
     """Read the pairs `ids` of a standard-layout folder."""
     images, masks = index_folder(root / "images"), index_folder(root / "masks")
-    return [Sample(i, read_image(images[i], channels), read_mask(masks[i])[0]) for i in ids]
+    return [Sample(i, read_image(images[i], channels), read_mask(masks[i])) for i in ids]
 
 
 def resize_pair(pair: Sample, size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -57,7 +57,8 @@ def square_side(shape: Sequence[int]) -> int:
 
 
 class ImageCodec(SampleCodec):
-    """2D pairs: PNG/JPG images (uint8 H x W x C) with binary masks (bool H x W).
+    """2D pairs: PNG/JPG images (uint8 H x W x C) with binary masks (bool H x W; stored 0/255 or
+    0/1).
 
     >>> item = SampleDataset(load_pairs(root, ["case00"], 1), spec)[0]  # spec.model_size 128
     >>> item["image"].shape, item["mask"].shape
@@ -78,15 +79,16 @@ class ImageCodec(SampleCodec):
         return len(images.keys() & masks.keys())
 
     def inspect(self, image: Path, mask: Path) -> PairFacts:
-        picture, mask_picture = open_image(image), open_image(mask)
-        binary, nonbinary = read_mask(mask)
+        picture, stored = open_image(image), read_mask_file(mask)
+        height, width = stored.foreground.shape
         return PairFacts(
             modes=[picture.mode],
             image_size=picture.size,
-            mask_size=mask_picture.size,
-            empty=not binary.any(),
-            foreground=float(binary.mean()),
-            nonbinary=nonbinary,
+            mask_size=(width, height),
+            empty=not stored.foreground.any(),
+            foreground=float(stored.foreground.mean()),
+            convention=stored.convention,
+            grey_rgb=stored.grey_rgb,
         )
 
     def check_entry(

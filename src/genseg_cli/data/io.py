@@ -1,7 +1,8 @@
-"""Reading the standard 2D layout: images/<id>.<ext> and masks/<id>.png."""
+"""Reading the standard 2D layout: images/<id>.<ext> and masks/<id>.png (0/255 or 0/1)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -45,11 +46,82 @@ def read_image(path: Path, channels: int) -> np.ndarray:
     return array[..., None] if array.ndim == 2 else array
 
 
-def read_mask(path: Path) -> tuple[np.ndarray, int]:
-    """A binary mask (bool HxW, foreground = value > 127) and its count of pixels not 0 or 255."""
-    array = np.asarray(open_image(path).convert("L"), dtype=np.uint8)
-    nonbinary = int(np.count_nonzero((array != 0) & (array != 255)))
-    return array > 127, nonbinary
+# The mask conventions genseg reads: 0/255 (its own, and most datasets') and 0/1 (nnU-Net's, and
+# `genseg generate format=nnunet`'s); a 0/1 mask is read as 0/255. Anything else is refused: a
+# mask of other values binarised at some threshold would silently train on wrong labels.
+CONVENTIONS = {"0/255": {0, 255}, "0/1": {0, 1}}
+SHOWN_VALUES = 6
+
+
+class MaskValuesError(DataContractError):
+    """A mask whose values are neither 0/255 nor 0/1, or a colour mask; `values` lists them."""
+
+    def __init__(self, message: str, values: str) -> None:
+        super().__init__(message)
+        self.values = values
+
+
+@dataclass(frozen=True)
+class MaskFile:
+    """One mask as stored: foreground (bool H x W), its convention ("0/255", "0/1", or None
+    for an empty mask, which fits both) and whether it is stored as RGB with equal channels."""
+
+    foreground: np.ndarray
+    convention: str | None
+    grey_rgb: bool = False
+
+
+def _values(array: np.ndarray) -> str:
+    if array.ndim == 3:  # colours
+        pixels = array.reshape(-1, array.shape[-1])
+        shown = [str(tuple(int(c) for c in v)) for v in np.unique(pixels, axis=0)]
+    else:
+        shown = [f"{v:g}" for v in np.unique(array)]
+    more = len(shown) - SHOWN_VALUES
+    return ", ".join(shown[:SHOWN_VALUES]) + (f" and {more} more" if more > 0 else "")
+
+
+def read_mask_file(path: Path) -> MaskFile:
+    """Read a mask and its convention; MaskValuesError naming the file and its values when it
+    is not a one-channel 0/255 or 0/1 mask (an RGB mask with three equal channels counts as one
+    channel). Palette masks are read by their indices, not their colours."""
+    picture = open_image(path)
+    if picture.mode == "1":
+        picture = picture.convert("L")
+    elif picture.mode not in ("L", "P", "I", "I;16", "F", "RGB", "RGBA", "LA"):
+        picture = picture.convert("RGB")
+    array = np.asarray(picture)
+    grey_rgb = False
+    if array.ndim == 3:
+        colour = array[..., :1] if picture.mode == "LA" else array[..., :3]
+        if colour.shape[-1] == 3 and not (
+            np.array_equal(colour[..., 0], colour[..., 1])
+            and np.array_equal(colour[..., 0], colour[..., 2])
+        ):
+            shown = f"colour {_values(colour)}"
+            raise MaskValuesError(
+                f"{path} is a colour mask ({shown}); masks must be one channel of 0 and 255 "
+                "(or 0 and 1): convert it to grey with the foreground white",
+                shown,
+            )
+        grey_rgb = colour.shape[-1] == 3
+        array = colour[..., 0]
+    values = set(np.unique(array).tolist())
+    for name, allowed in CONVENTIONS.items():
+        if values <= allowed:
+            convention = None if values <= {0} else name
+            return MaskFile(array > 0, convention, grey_rgb)
+    shown = _values(array)
+    raise MaskValuesError(
+        f"{path} holds the values {shown}; masks must hold only 0 and 255 (or 0 and 1, read "
+        "as 0/255): set the foreground to 255 and everything else to 0",
+        shown,
+    )
+
+
+def read_mask(path: Path) -> np.ndarray:
+    """A mask's foreground (bool HxW); see `read_mask_file` for the values it accepts."""
+    return read_mask_file(path).foreground
 
 
 def read_split_table(root: Path) -> dict[str, str] | None:

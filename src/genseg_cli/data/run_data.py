@@ -36,15 +36,18 @@ class RunData:
     ood: dict[str, list[Sample]] = field(default_factory=dict)
 
 
-def verified_ids(spec: DictConfig, root: Path, check_modes: bool = False) -> list[str]:
+def verified_ids(spec: DictConfig, root: Path, training: bool = False) -> list[str]:
     """Ids of a dataset folder after checking the whole contract against the registry entry
-    `spec` (raises with the offending ids); `check_modes`: also its images' channels (2D)."""
+    `spec` (raises with the offending ids). `training`: the set a run learns from, whose images'
+    channels must match (2D) and whose masks must not all be empty (a set only scored may be
+    all background, e.g. healthy cases)."""
     require_present(spec, root)
     codec = codec_for(spec.dims)
     report = codec.check(root)
-    report.raise_if_broken()
-    codec.check_entry(spec, report, root, check_modes)
-    for warning in report.warnings:
+    report.raise_if_broken(training=training)
+    codec.check_entry(spec, report, root, training)
+    warnings = report.warnings + ([report.empty_problem()] if report.all_empty else [])
+    for warning in warnings:
         log.warning("%s: %s", spec.name, warning)
     return codec.ids(root)
 
@@ -78,7 +81,7 @@ def load_run_data(
     """
     codec = codec_for(spec.dims)
     root = dataset_root(spec, data_dir)
-    ids = verified_ids(spec, root, check_modes=True)
+    ids = verified_ids(spec, root, training=True)
     table, extra = read_split_table(root), sorted(extra_images(root, codec))
     if extra:  # the pool's unlabeled images first, then the unlabeled/ folder's
         n_pool = len(make_splits(ids, spec, n_labeled, seed, val_fraction, table, None).unlabeled)

@@ -11,7 +11,7 @@ import numpy as np
 from PIL import Image
 
 from genseg_cli.core.errors import GensegError
-from genseg_cli.core.files import write_json
+from genseg_cli.core.files import refuse_non_empty, write_json
 
 NNUNET_NAME = re.compile(r"^Dataset\d{3}_[A-Za-z0-9_-]+$")
 FORMATS = ("standard", "nnunet")
@@ -25,8 +25,7 @@ def prepare_out(out: Path, fmt: str) -> None:
     """
     if fmt not in FORMATS:
         raise GensegError(f"format={fmt} is not one of {', '.join(FORMATS)}")
-    if out.exists() and any(out.iterdir()):
-        raise GensegError(f"{out} is not empty; choose a new out=... (nothing was written)")
+    refuse_non_empty(out, "out")
 
 
 def to_uint8_image(image: np.ndarray) -> Image.Image:

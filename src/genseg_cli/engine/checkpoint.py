@@ -1,8 +1,9 @@
 """Resumable training: the periodic `checkpoints/last.pt` and what restores a killed run.
 
 A checkpoint holds the method's full state (segmenter, generator, discriminator, alphas, every
-optimiser, scheduler and scaler), the loop's progress (step, best score, history) and the global
-random generators. The data stream is replayed on resume (same seeds, the first `step` batches
+optimiser, scheduler and scaler), the loop's progress (step, best score, history, time spent
+training) and the global random generators, all as tensors and plain types: it is read with
+weights_only=True. The data stream is replayed on resume (same seeds, the first `step` batches
 drawn and dropped), so a resumed CPU run ends bit-identical to an uninterrupted one.
 """
 
@@ -17,7 +18,7 @@ import numpy as np
 import torch
 
 from genseg_cli.core.errors import GensegError
-from genseg_cli.core.files import save_torch
+from genseg_cli.core.files import load_torch, save_torch
 from genseg_cli.methods.base import Method
 
 LAST = "checkpoints/last.pt"
@@ -25,18 +26,32 @@ LAST = "checkpoints/last.pt"
 
 @dataclass
 class Progress:
-    """Where the loop is: last finished step, best validation so far, rows logged so far."""
+    """Where the loop is: last finished step, best validation so far, rows logged so far, and
+    the seconds spent training up to that step (over every resumption)."""
 
     step: int = 0
     best: dict = field(default_factory=lambda: {"step": 0, "val_dice": -1.0})
     history: list[dict] = field(default_factory=list)
+    train_time_s: float = 0.0
 
 
 def rng_state() -> dict:
+    """The global random generators as tensors and plain numbers (weights_only-loadable)."""
+    _, keys, pos, has_gauss, cached_gaussian = np.random.get_state()
+    version, internal, gauss_next = random.getstate()
     state = {
         "torch": torch.get_rng_state(),
-        "numpy": np.random.get_state(),
-        "python": random.getstate(),
+        "numpy": {
+            "keys": torch.from_numpy(keys.astype(np.int64)),
+            "pos": int(pos),
+            "has_gauss": int(has_gauss),
+            "cached_gaussian": float(cached_gaussian),
+        },
+        "python": {
+            "version": int(version),
+            "state": torch.tensor(internal, dtype=torch.int64),
+            "gauss_next": gauss_next,
+        },
     }
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
@@ -45,8 +60,18 @@ def rng_state() -> dict:
 
 def set_rng_state(state: dict) -> None:
     torch.set_rng_state(state["torch"])
-    np.random.set_state(state["numpy"])
-    random.setstate(state["python"])
+    numpy_state = state["numpy"]
+    np.random.set_state(
+        (
+            "MT19937",
+            numpy_state["keys"].numpy().astype(np.uint32),
+            numpy_state["pos"],
+            numpy_state["has_gauss"],
+            numpy_state["cached_gaussian"],
+        )
+    )
+    python = state["python"]
+    random.setstate((python["version"], tuple(python["state"].tolist()), python["gauss_next"]))
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
 
@@ -59,6 +84,7 @@ def save_last(run_dir: Path, method: Method, progress: Progress) -> None:
             "step": progress.step,
             "best": progress.best,
             "history": progress.history,
+            "train_time_s": progress.train_time_s,
             "rng": rng_state(),
         },
     )
@@ -69,9 +95,12 @@ def load_last(run_dir: Path, method: Method) -> tuple[Progress, dict] | None:
     path = run_dir / LAST
     if not path.is_file():
         return None
-    state = torch.load(path, map_location=method.runtime.device, weights_only=False)
+    state = load_torch(path, map_location=method.runtime.device)
     method.load_state_dict(state["method"])
-    return Progress(state["step"], state["best"], state["history"]), state["rng"]
+    progress = Progress(
+        state["step"], state["best"], state["history"], float(state.get("train_time_s", 0.0))
+    )
+    return progress, state["rng"]
 
 
 class NonFiniteLossError(GensegError):
@@ -94,6 +123,7 @@ def check_finite(losses: dict[str, float], step: int, run_dir: Path) -> None:
 
 
 class TrainingInterrupted(GensegError):
-    """trainer.stop_after reached: the run stops as if killed, resumable with resume=RUN_DIR."""
+    """The run stopped before its last step (trainer.stop_after, SIGINT, SIGTERM); it is
+    resumable with resume=RUN_DIR."""
 
     exit_code = 4

@@ -7,6 +7,7 @@ import hashlib
 import json
 import logging
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -14,7 +15,7 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from genseg_cli.core.files import save_torch, write_csv, write_json
+from genseg_cli.core.files import load_torch, save_torch, write_csv, write_json
 from genseg_cli.core.progress import training_progress
 from genseg_cli.core.runtime import Runtime, resolve_runtime, seed_everything
 from genseg_cli.data.batches import preview_masks, training_batches, whole_set
@@ -28,6 +29,7 @@ from genseg_cli.engine.checkpoint import (
     save_last,
     set_rng_state,
 )
+from genseg_cli.engine.settings import check_settings
 from genseg_cli.engine.streams import check_unlabeled, step_batches
 from genseg_cli.engine.tensorboard import ScalarLog
 from genseg_cli.engine.tstr import train_on_synthetic_test_on_real
@@ -132,6 +134,8 @@ def fit(cfg: DictConfig, method: Method, data: RunData, run_dir: Path) -> dict:
             next(batches)
         set_rng_state(rng)
         log.info("resumed from step %d", progress_state.step)
+    elif cfg.get("resume"):
+        log.info("no checkpoint to resume from; training starts at step 1")
     best, history = progress_state.best, progress_state.history
     scalars = ScalarLog(run_dir, tcfg.get("tensorboard", "auto"))
     started = time.perf_counter()
@@ -164,14 +168,16 @@ def fit(cfg: DictConfig, method: Method, data: RunData, run_dir: Path) -> dict:
                     ),
                 )
             if tcfg.checkpoint_every and step % tcfg.checkpoint_every == 0:
-                save_last(run_dir, method, Progress(step, best, history))
+                elapsed = progress_state.train_time_s + time.perf_counter() - started
+                save_last(run_dir, method, Progress(step, best, history, elapsed))
             if tcfg.get("stop_after") and step == tcfg.stop_after and step < steps:
                 raise TrainingInterrupted(
                     f"stopped after step {step} (trainer.stop_after); "
                     f"continue with: genseg train resume={run_dir}"
                 )
     scalars.close()
-    train_time = time.perf_counter() - started
+    # the whole training time: the parts before a resumption are in last.pt
+    train_time = progress_state.train_time_s + time.perf_counter() - started
     write_history(run_dir, pd.DataFrame(history))
     return {
         **best,
@@ -192,7 +198,7 @@ def write_history(run_dir: Path, history: pd.DataFrame) -> None:
 
 def evaluate_run(cfg: DictConfig, method: Method, data: RunData, run_dir: Path) -> dict:
     """Score the best checkpoint on test and OOD sets; write per_image.csv; return summaries."""
-    method.segmenter.load_state_dict(torch.load(run_dir / BEST, map_location="cpu")["model"])
+    method.segmenter.load_state_dict(load_torch(run_dir / BEST)["model"])
     spec, sets = method.spec, {"test": data.test, **data.ood}
     frames, summary = [], {}
     for name, samples in sets.items():
@@ -212,8 +218,22 @@ def evaluate_run(cfg: DictConfig, method: Method, data: RunData, run_dir: Path) 
     return summary
 
 
-def run_training(cfg: DictConfig, run_dir: Path) -> dict:
-    """Train one configured run into `run_dir` and return what metrics.json holds."""
+@dataclass
+class PreparedRun:
+    """A run that passed its pre-flight: settings checked, data verified, split and loaded,
+    method built. Nothing has been written yet."""
+
+    cfg: DictConfig
+    spec: DataSpec
+    runtime: Runtime
+    data: RunData
+    method: Method
+
+
+def prepare_run(cfg: DictConfig) -> PreparedRun:
+    """The pre-flight of a run: every check that can fail on the user's input, before any file
+    is written (a failure here leaves nothing to clean up)."""
+    check_settings(cfg)
     seed_everything(int(cfg.seed))
     if cfg.trainer.get("num_threads"):
         torch.set_num_threads(int(cfg.trainer.num_threads))
@@ -229,6 +249,19 @@ def run_training(cfg: DictConfig, run_dir: Path) -> dict:
         with_ood=bool(cfg.evaluation.ood),
         n_unlabeled=cfg.get("n_unlabeled"),
     )
+    method = build_method(cfg, runtime, spec)
+    check_unlabeled(cfg, method, data)
+    return PreparedRun(cfg, spec, runtime, data, method)
+
+
+def run_training(cfg: DictConfig, run_dir: Path) -> dict:
+    """Train one configured run into `run_dir` and return what metrics.json holds."""
+    return train_prepared(prepare_run(cfg), run_dir)
+
+
+def train_prepared(run: PreparedRun, run_dir: Path) -> dict:
+    """Train a run that passed its pre-flight, score it and write its results."""
+    cfg, spec, runtime, data, method = run.cfg, run.spec, run.runtime, run.data, run.method
     write_json(run_dir / "splits.json", data.splits.to_dict())
     log.info(
         "%s: %d train, %d val, %d test; OOD %s; %s %s on %s",
@@ -241,8 +274,6 @@ def run_training(cfg: DictConfig, run_dir: Path) -> dict:
         runtime.precision,
         runtime.device,
     )
-    method = build_method(cfg, runtime, spec)
-    check_unlabeled(cfg, method, data)
     best = fit(cfg, method, data, run_dir)
     results = evaluate_run(cfg, method, data, run_dir)
     metrics = {

@@ -6,11 +6,11 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from genseg_cli.core.errors import GensegError
+from genseg_cli.core.files import load_torch
 from genseg_cli.core.runtime import Runtime, resolve_runtime
 from genseg_cli.data.spec import DataSpec
 from genseg_cli.generators.base import build_recipe
@@ -65,7 +65,7 @@ def load_run(run_dir: str | Path, device: str = "auto") -> TrainedRun:
         device, cfg.trainer.precision, cfg.trainer.channels_last and spec.supports_channels_last
     )
     segmenter = build_segmenter(OmegaConf.merge(cfg.backbone, {"weights": None}), spec.dims)
-    state = torch.load(run_dir / "checkpoints" / "best.pt", map_location="cpu")
+    state = load_torch(run_dir / "checkpoints" / "best.pt")
     segmenter.load_state_dict(state["model"])
     segmenter = runtime.prepare(segmenter).eval()
     splits = json.loads((run_dir / "splits.json").read_text())
@@ -80,7 +80,7 @@ def load_generator(run: TrainedRun) -> nn.Module:
             f"run {run.run_dir} has no generator (method={run.cfg.method.name}); "
             "use a run of method=separate or method=genseg"
         )
-    state = torch.load(path, map_location="cpu")
+    state = load_torch(path)
     # lr 0: nothing is trained here; the recipe's optimisers only exist because it owns them
     recipe = build_recipe(OmegaConf.create(state["config"]), run.spec, run.runtime, lr=0.0)
     recipe.load_networks(state)

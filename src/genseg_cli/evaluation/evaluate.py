@@ -32,6 +32,8 @@ def binary_scores(
     return {"dice": dice, "iou": iou}
 
 
+# where predictions are compared with masks: each image's own size, or the network's input size
+RESOLUTIONS = ("original", "model")
 # how a prediction is scored, by the codec's mask kind (see SampleCodec.mask_kind)
 Scorer = Callable[[np.ndarray, np.ndarray, Sequence[str], Sequence[float] | None], dict]
 SCORERS: dict[str, Scorer] = {"binary": binary_scores, "label_map": class_scores}
@@ -83,7 +85,7 @@ def score_pairs(
     """Per-sample scores. `original`: logits resized to each sample's own size (bi/trilinear)
     before thresholding, against the original mask; `model`: both compared at model resolution.
     Label maps get Dice/IoU/HD95 (mm) per class of `spec.class_names` as well as their means."""
-    if resolution not in ("original", "model"):
+    if resolution not in RESOLUTIONS:
         raise ValueError(f"evaluation.resolution={resolution} is not 'original' or 'model'")
     score = SCORERS[spec.codec.mask_kind]
     rows = []

@@ -92,7 +92,7 @@ class Pix2PixRecipe(GeneratorRecipe):
 
     def freeze(self) -> None:
         """Weights and batch-norm running statistics fixed, but G still normalises with each
-        batch's statistics, as it does in genseg (train mode, momentum 0 keeps the running ones),
+        batch's statistics, as it does in genseg (train mode; no running statistics are updated),
         and dropout stays on: pix2pix's only noise source. So separate and genseg make the
         segmenter's synthetic images the same way, and genseg against separate measures the
         feedback alone."""
@@ -100,7 +100,7 @@ class Pix2PixRecipe(GeneratorRecipe):
         self.generator.train()
         for child in self.generator.modules():
             if isinstance(child, nn.modules.batchnorm._BatchNorm):
-                child.momentum = 0.0
+                child.track_running_stats = False  # batch statistics, nothing recorded
 
     def weight_parameters(self) -> list[nn.Parameter]:
         return self.generator.weight_parameters()

@@ -13,11 +13,10 @@ import logging
 import time
 from pathlib import Path
 
-import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import Tensor, nn
 
-from genseg_cli.core.files import save_torch
+from genseg_cli.core.files import load_torch, save_torch
 from genseg_cli.data.photometric import PhotometricJitter
 from genseg_cli.data.streams import LABELLED, NEW_MASKS
 from genseg_cli.generators.base import GeneratorRecipe, build_recipe
@@ -93,7 +92,7 @@ class SyntheticDataMethod(Method):
         steps = int(self.pretrain_cfg.steps)
         cache = self._cache_path(context) if self.pretrain_cfg.get("cache_dir") else None
         if cache is not None and cache.is_file():
-            self.recipe.load_networks(torch.load(cache, map_location=self.runtime.device))
+            self.recipe.load_networks(load_torch(cache, map_location=self.runtime.device))
             log.info("pre-trained generator loaded from %s", cache)
             return {"pretrain_cached": True}
         started = time.perf_counter()

@@ -1,26 +1,94 @@
 """key=value arguments of the stages that work on existing runs (evaluate, predict, generate,
-report), parsed with OmegaConf so lists read as in Hydra: datasets=[nlm_mc,/data/mine]."""
+report), parsed with OmegaConf so lists read as in Hydra: datasets=[nlm_mc,/data/mine].
+
+Each stage declares its arguments once, as a default (whose type the value must have) or an
+`Arg` (type, choices, minimum); every value is checked here, before the stage does any work, so a
+mistake is one line naming the argument instead of a traceback halfway through.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from genseg_cli.core.errors import GensegError
+from genseg_cli.core.suggest import did_you_mean
 
 REQUIRED = object()  # marks a key without a default
 
 
+@dataclass(frozen=True)
+class Arg:
+    """One argument: its default (REQUIRED: it must be given), the type of its value (int,
+    float, str, bool or list; None: any), the values it may take, and its smallest value."""
+
+    default: Any = REQUIRED
+    kind: type | None = None
+    choices: tuple[str, ...] = ()
+    minimum: float | None = None
+
+
+def as_arg(value: Any) -> Arg:
+    """A spec entry as an Arg: a plain default gives its type (REQUIRED and None: a string)."""
+    if isinstance(value, Arg):
+        return value
+    kind = str if value is REQUIRED or value is None else type(value)
+    return Arg(value, list if isinstance(value, list) else kind)
+
+
+def as_list(value: Any) -> list[str]:
+    """A list argument from [a,b], a,b or a single a (read as one entry, not its letters)."""
+    if isinstance(value, ListConfig | list | tuple):
+        return [str(v) for v in value]
+    return [part.strip() for part in str(value).split(",") if part.strip()]
+
+
+def checked(stage: str, key: str, value: Any, arg: Arg) -> Any:
+    """`value` as the argument's type, or a GensegError naming the argument and the fix."""
+    if value is None:
+        if arg.default is None:
+            return None
+        raise GensegError(f"genseg {stage}: {key} needs a value, not null")
+    shown = f"{key}={value}"
+    if arg.kind is list:
+        return as_list(value)
+    if isinstance(value, DictConfig | ListConfig):
+        raise GensegError(f"genseg {stage}: {key} takes one value, not {value}")
+    if arg.kind is bool and not isinstance(value, bool):
+        raise GensegError(f"genseg {stage}: {shown} must be true or false")
+    if arg.kind is int and (isinstance(value, bool) or not isinstance(value, int)):
+        raise GensegError(f"genseg {stage}: {shown} must be a whole number")
+    if arg.kind is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise GensegError(f"genseg {stage}: {shown} must be a number")
+        value = float(value)
+    if arg.kind is str:
+        value = str(value)
+    if arg.choices and value not in arg.choices:
+        raise GensegError(
+            f"genseg {stage}: {shown} is not one of {', '.join(arg.choices)}"
+            + did_you_mean(str(value), arg.choices)
+        )
+    if arg.minimum is not None and value < arg.minimum:
+        raise GensegError(f"genseg {stage}: {shown} must be at least {arg.minimum:g}")
+    return value
+
+
 def parse_key_values(stage: str, args: list[str], spec: dict[str, Any]) -> DictConfig:
-    """Defaults from `spec` (REQUIRED for mandatory keys) merged with `key=value` arguments.
+    """Defaults from `spec` (REQUIRED for mandatory keys; an Arg to say more) merged with
+    `key=value` arguments, each checked against its entry.
 
     >>> parse_key_values("predict", ["run_dir=runs/a", "input=new"], {"run_dir": REQUIRED,
     ...                  "input": REQUIRED, "threshold": 0.5}).threshold
     0.5
     """
-    usage = " ".join(f"{k}=..." if v is REQUIRED else f"[{k}={v}]" for k, v in spec.items())
+    spec = {k: as_arg(v) for k, v in spec.items()}
+    usage = " ".join(
+        f"{k}=..." if a.default is REQUIRED else f"[{k}={a.default}]" for k, a in spec.items()
+    )
     if any(a in ("-h", "--help") for a in args):
         raise GensegError(f"usage: genseg {stage} {usage}", exit_code=0)
     bad = [a for a in args if "=" not in a]
@@ -36,10 +104,14 @@ def parse_key_values(stage: str, args: list[str], spec: dict[str, Any]) -> DictC
     unknown = sorted(set(given) - set(spec))
     if unknown:
         raise GensegError(
-            f"unknown argument {unknown[0]!r} for genseg {stage}; allowed: {', '.join(spec)}"
+            f"unknown argument {unknown[0]!r} for genseg {stage}"
+            + did_you_mean(unknown[0], spec)
+            + f"; allowed: {', '.join(spec)}"
         )
-    missing = [k for k, v in spec.items() if v is REQUIRED and k not in given]
+    missing = [k for k, a in spec.items() if a.default is REQUIRED and k not in given]
     if missing:
         raise GensegError(f"genseg {stage} needs {missing[0]}=...; usage: genseg {stage} {usage}")
-    defaults = {k: None if v is REQUIRED else v for k, v in spec.items()}
-    return OmegaConf.merge(OmegaConf.create(defaults), given)
+    values = {k: None if a.default is REQUIRED else a.default for k, a in spec.items()}
+    for key in given:
+        values[key] = checked(stage, key, OmegaConf.select(given, key), spec[key])
+    return OmegaConf.create(values)

@@ -9,10 +9,12 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
+from genseg_cli.core.errors import DataContractError, GensegError
 from genseg_cli.data.codecs import codec_for
 from genseg_cli.data.contract import ContractReport
 from genseg_cli.data.io import read_split_table
 from genseg_cli.data.registry import (
+    GENERIC,
     dataset_names,
     dataset_root,
     dataset_spec,
@@ -62,7 +64,7 @@ def summary_table(name: str, report: ContractReport) -> Table:
         "most common sizes": sizes or "-",
         "foreground share": f"mean {fg.mean():.3f}, min {fg.min():.3f}, max {fg.max():.3f}",
         "empty masks": str(len(report.empty_masks)),
-        "problems": str(len(report.problems)),
+        "problems": str(len(report.problems) + report.all_empty),
     }
     for key, value in rows.items():
         table.add_row(key, value)
@@ -70,22 +72,31 @@ def summary_table(name: str, report: ContractReport) -> Table:
 
 
 def check(name: str, data_dir: str, root: str | None) -> int:
+    """Exit 0 when the folder meets the contract, 1 (after listing the problems) when not."""
     spec = dataset_spec(name)
+    if spec.name == GENERIC and not root:
+        raise GensegError("genseg data check folder needs --root /path/to/folder (images/, masks/)")
     folder = Path(root).resolve() if root else dataset_root(spec, data_dir)
     require_present(spec, folder)
-    report = codec_for(spec.dims).check(folder)
+    try:
+        report = codec_for(spec.dims).check(folder)
+    except DataContractError as err:  # a folder that cannot even be indexed (duplicate ids)
+        console.print(f"[red]problem:[/red] {err}", highlight=False)
+        console.print(f"[red]{name} breaks the dataset contract[/red] (1 problem)")
+        return 1
     console.print(summary_table(name, report))
+    if report.mask_convention:  # which of the two accepted conventions the masks use
+        console.print(report.mask_convention, highlight=False)
     extra = extra_images(folder, codec_for(spec.dims))
     if extra:  # images without masks, for objectives on unlabeled images (ssl=...)
         console.print(f"{len(extra)} unlabeled images in {folder / UNLABELED_DIR}", highlight=False)
     for warning in report.warnings:
         console.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
-    for problem in report.problems:
+    problems = report.problems + ([report.empty_problem()] if report.all_empty else [])
+    for problem in problems:
         console.print(f"[red]problem:[/red] {problem}", highlight=False)
-    if report.problems:
-        console.print(
-            f"[red]{name} breaks the dataset contract[/red] ({len(report.problems)} problems)"
-        )
+    if problems:
+        console.print(f"[red]{name} breaks the dataset contract[/red] ({len(problems)} problems)")
         return 1
     console.print(f"[green]{name} is valid[/green]: {report.n_pairs} pairs")
     return 0

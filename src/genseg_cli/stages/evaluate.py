@@ -1,35 +1,53 @@
-"""`genseg evaluate run_dir=RUN [datasets=[...]]`: re-score a finished run's best segmenter.
+"""`genseg evaluate run_dir=RUN [datasets=[...]] [out=DIR]`: re-score a finished run's best
+segmenter.
 
 Without `datasets`, the run's own test split and its out-of-domain sets are scored. Each entry
 of `datasets` is a registry name (all of its pairs; the run's own dataset: its test split) or
-a folder holding images/ and masks/ (for a 3D run: imagesTr/ and labelsTr/). Results go to
-`<run>/evaluate/` (or `out=`) as metrics.json and per_image.csv, as after training.
+a folder holding images/ and masks/ (for a 3D run: imagesTr/ and labelsTr/); one name needs no
+brackets. Results (metrics.json and per_image.csv, as after training) go to a new folder per call,
+`<run>/evaluate/<time>/`, so an earlier evaluation is never overwritten; with `out=DIR`, DIR must
+not hold results already unless `overwrite=true`. Every argument and every set is checked before
+any scoring.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 
 import pandas as pd
 
 from genseg_cli.core.errors import GensegError
 from genseg_cli.core.files import write_csv, write_json
-from genseg_cli.data.registry import dataset_root, dataset_spec
+from genseg_cli.core.progress import item_progress
+from genseg_cli.data.registry import GENERIC, dataset_root, dataset_spec
 from genseg_cli.data.run_data import verified_ids
 from genseg_cli.data.samples import Sample
 from genseg_cli.engine.restore import TrainedRun, load_run
-from genseg_cli.evaluation.evaluate import evaluate_model, summarise
+from genseg_cli.evaluation.evaluate import RESOLUTIONS, evaluate_model, summarise
 from genseg_cli.evaluation.tables import print_results
-from genseg_cli.stages.arguments import REQUIRED, parse_key_values
+from genseg_cli.stages.arguments import REQUIRED, Arg, parse_key_values
 
 log = logging.getLogger(__name__)
-ARGS = {"run_dir": REQUIRED, "datasets": None, "out": None, "resolution": None, "device": "auto"}
+ARGS = {
+    "run_dir": REQUIRED,
+    "datasets": Arg(None, list),
+    "out": None,
+    "overwrite": False,
+    "resolution": Arg(None, str, choices=RESOLUTIONS),
+    "device": "auto",
+}
+RESULTS = ("metrics.json", "per_image.csv")
 
 
 def resolve_set(run: TrainedRun, entry: str) -> tuple[str, list[Sample]]:
     """(name, samples) of one `datasets` entry, read for this run's network."""
     spec, codec = run.spec, run.spec.codec
+    if entry == run.cfg.dataset.name:  # the run's own entry (a user folder's root included)
+        root = dataset_root(run.cfg.dataset, run.cfg.paths.data_dir)
+        verified_ids(run.cfg.dataset, root)
+        return "test", codec.load(root, run.splits["test"], spec.image_channels)
     path = Path(entry).expanduser()
     if path.is_dir():
         # a user folder in the run's layout, checked as the codec says (label maps: against
@@ -37,38 +55,76 @@ def resolve_set(run: TrainedRun, entry: str) -> tuple[str, list[Sample]]:
         folder_entry = codec.folder_entry(run.cfg.dataset)
         ids = verified_ids(folder_entry, path.resolve())
         return path.name, codec.load(path, ids, spec.image_channels)
+    if "/" in entry or entry.startswith("."):
+        raise GensegError(f"datasets: folder {path} does not exist; give a folder or a dataset")
+    if entry == GENERIC:
+        raise GensegError("datasets=folder: give the folder itself, e.g. datasets=[/path/to/set]")
     registered = dataset_spec(entry)
-    root = dataset_root(registered, run.cfg.paths.data_dir)
-    ids = verified_ids(registered, root)
-    if entry == run.cfg.dataset.name:
-        return "test", codec.load(root, run.splits["test"], spec.image_channels)
     if not spec.accepts(registered):
         raise GensegError(
             f"dataset '{entry}' is {registered.dims}D but run {run.run_dir} is {spec.dims}D"
         )
-    return entry, codec.load(root, ids, spec.image_channels)
+    root = dataset_root(registered, run.cfg.paths.data_dir)
+    return entry, codec.load(root, verified_ids(registered, root), spec.image_channels)
 
 
-def evaluate_run_dir(args: list[str]) -> dict:
+def output_folder(run_dir: Path, out: str | None, overwrite: bool) -> Path:
+    """Where this call writes: `out` (refused when it holds results, unless `overwrite`), else
+    a new `<run>/evaluate/<time>` folder."""
+    if out:
+        folder = Path(out).expanduser()
+        held = [name for name in RESULTS if (folder / name).exists()]
+        if held and not overwrite:
+            raise GensegError(
+                f"out={folder} already holds {', '.join(held)}; choose another out=... or "
+                "add overwrite=true (nothing was written)"
+            )
+        return folder
+    base = run_dir / "evaluate" / time.strftime("%Y%m%d-%H%M%S")
+    folder, n = base, 1
+    while folder.exists():  # two calls in one second
+        n += 1
+        folder = base.with_name(f"{base.name}-{n}")
+    return folder
+
+
+def score_sets(run: TrainedRun, sets: dict[str, list[Sample]], resolution: str) -> dict:
+    """Per-image scores of every set, with a progress bar over its images."""
+    frames = {}
+    chunk = 4 * int(run.cfg.evaluation.batch_size)
+    with item_progress() as bar:
+        for name, samples in sets.items():
+            task = bar.add_task(f"scoring {name}", total=len(samples))
+            parts = []
+            for start in range(0, len(samples), chunk):
+                part = samples[start : start + chunk]
+                parts.append(
+                    evaluate_model(
+                        run.segmenter,
+                        part,
+                        run.spec,
+                        run.runtime,
+                        resolution,
+                        float(run.cfg.evaluation.threshold),
+                        int(run.cfg.evaluation.batch_size),
+                    )
+                )
+                bar.advance(task, len(part))
+            frames[name] = pd.concat(parts, ignore_index=True)
+    return frames
+
+
+def evaluate_run_dir(args: list[str]) -> tuple[dict, Path]:
+    """Score a run as the arguments say; returns metrics.json's content and where it went."""
     opts = parse_key_values("evaluate", args, ARGS)
     run = load_run(opts.run_dir, opts.device)
-    entries = list(opts.datasets) if opts.datasets else [run.cfg.dataset.name, *run.cfg.dataset.ood]
+    out = output_folder(run.run_dir, opts.out, bool(opts.overwrite))
+    entries = opts.datasets or [run.cfg.dataset.name, *run.cfg.dataset.ood]
     resolution = opts.resolution or run.cfg.evaluation.resolution
-    sets, frames = {}, []
-    for entry in entries:
-        name, samples = resolve_set(run, str(entry))
-        scores = evaluate_model(
-            run.segmenter,
-            samples,
-            run.spec,
-            run.runtime,
-            resolution,
-            float(run.cfg.evaluation.threshold),
-            int(run.cfg.evaluation.batch_size),
-        )
-        sets[name] = summarise(scores)
-        frames.append(scores.assign(set=name))
-    out = Path(opts.out) if opts.out else run.run_dir / "evaluate"
+    # every set is read and checked before the first is scored
+    sets = dict(resolve_set(run, str(entry)) for entry in entries)
+    frames = score_sets(run, sets, resolution)
+    scores = {name: summarise(frame) for name, frame in frames.items()}
     metrics = {
         "run": {
             **{k: run.cfg[k] for k in ("seed", "n_labeled")},
@@ -80,16 +136,17 @@ def evaluate_run_dir(args: list[str]) -> dict:
         },
         "best_step": None,
         "val_dice": None,
-        "test": sets.pop("test", None),
-        "ood": sets,
+        "test": scores.pop("test", None),
+        "ood": scores,
     }
     write_json(out / "metrics.json", metrics)
-    per_image = pd.concat(frames)
+    per_image = pd.concat([frame.assign(set=name) for name, frame in frames.items()])
     write_csv(out / "per_image.csv", per_image[["set", *per_image.columns.drop("set")]])
-    return metrics
+    return metrics, out
 
 
 def main(args: list[str]) -> int:
-    metrics = evaluate_run_dir(args)
+    metrics, out = evaluate_run_dir(args)
     print_results(metrics)
+    print(f"wrote {out / 'metrics.json'} and per_image.csv")
     return 0

@@ -16,21 +16,21 @@ from pathlib import Path
 
 import torch
 
-from genseg_cli.core.errors import GensegError
+from genseg_cli.core.files import refuse_non_empty
 from genseg_cli.data.batches import MaskSource, new_masks
 from genseg_cli.data.registry import dataset_root
-from genseg_cli.data.writers import NNUNET_NAME
+from genseg_cli.data.writers import FORMATS, NNUNET_NAME
 from genseg_cli.engine.restore import TrainedRun, load_generator, load_run
-from genseg_cli.stages.arguments import REQUIRED, parse_key_values
+from genseg_cli.stages.arguments import REQUIRED, Arg, parse_key_values
 
 log = logging.getLogger(__name__)
 ARGS = {
     "run_dir": REQUIRED,
     "out": REQUIRED,
-    "n": 500,
-    "format": "standard",
+    "n": Arg(500, int, minimum=1),
+    "format": Arg("standard", str, choices=FORMATS),
     "seed": 0,
-    "batch_size": 16,
+    "batch_size": Arg(16, int, minimum=1),
     "device": "auto",
 }
 
@@ -42,11 +42,10 @@ def generate_pairs(args: list[str]) -> Path:
     PosixPath('synthetic')
     """
     opts = parse_key_values("generate", args, ARGS)
-    if int(opts.n) < 1:
-        raise GensegError(f"n={opts.n}: ask for at least one pair")
+    out = Path(opts.out).expanduser()
+    refuse_non_empty(out, "out")  # before the run is even opened
     run = load_run(opts.run_dir, opts.device)
     generator = load_generator(run)
-    out = Path(opts.out).expanduser()
     if opts.format == "nnunet" and not NNUNET_NAME.match(out.name):
         log.warning("nnU-Net expects the folder to be named DatasetXXX_Name, not %s", out.name)
     # PNG pairs for a 2D run, NIfTI volumes for a 3D run; refuses a non-empty out before any work

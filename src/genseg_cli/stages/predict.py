@@ -1,9 +1,11 @@
-"""`genseg predict run_dir=RUN input=DIR output=DIR [export=torchscript|onnx]`.
+"""`genseg predict run_dir=RUN input=DIR|FILE output=DIR [export=torchscript|onnx]`.
 
 2D runs: one PNG mask (0/255, the image's own size) per image of `input`. 3D runs: one NIfTI
 label map (uint8, 0 background, 1..n the dataset's classes) per volume of `input`, with the
-volume's own shape, affine and header. With `export`, also writes a deployable copy of the
-segmenter into `output` (model.ts or model.onnx, plus model.json with the input contract) and
+volume's own shape, affine and header. `input` is a folder or one file; `output` must be new or
+empty. A file that cannot be read is skipped and named, the others are written, and the command
+ends with exit code 2 listing the skipped files. With `export`, also writes a deployable copy of
+the segmenter into `output` (model.ts or model.onnx, plus model.json with the input contract) and
 checks that it reproduces PyTorch's logits.
 """
 
@@ -12,22 +14,26 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from genseg_cli.core.errors import GensegError
+from genseg_cli.core.errors import DataContractError, GensegError
+from genseg_cli.core.files import refuse_non_empty
+from genseg_cli.core.progress import item_progress
 from genseg_cli.engine.restore import TrainedRun, load_run
 from genseg_cli.evaluation.evaluate import predict_logits, to_labels, to_size
 from genseg_cli.evaluation.export import export_segmenter
-from genseg_cli.stages.arguments import REQUIRED, parse_key_values
+from genseg_cli.stages.arguments import REQUIRED, Arg, parse_key_values
 
 log = logging.getLogger(__name__)
+EXPORTS = ("torchscript", "onnx")
 ARGS = {
     "run_dir": REQUIRED,
     "input": REQUIRED,
     "output": REQUIRED,
-    "export": None,
-    "threshold": None,
+    "export": Arg(None, str, choices=EXPORTS),
+    "threshold": Arg(None, float, minimum=0.0),
     "device": "auto",
-    "batch_size": 16,
+    "batch_size": Arg(16, int, minimum=1),
 }
+SHOWN = 10
 
 
 def predict_folder(args: list[str]) -> dict:
@@ -35,16 +41,19 @@ def predict_folder(args: list[str]) -> dict:
 
     >>> predict_folder(["run_dir=outputs/runs/hippocampus/separate/n10_s0", "input=new",
     ...                 "output=labels"])
-    {'n_masks': 2, 'output': 'labels'}
+    {'n_masks': 2, 'output': 'labels', 'skipped': {}}
     """
     opts = parse_key_values("predict", args, ARGS)
+    source, out = Path(opts.input).expanduser(), Path(opts.output).expanduser()
+    if not source.exists():
+        raise GensegError(f"input={source} does not exist; give a folder of images or one image")
+    refuse_non_empty(out, "output")  # before any work, as generate does
     run = load_run(opts.run_dir, opts.device)
-    folder, out = Path(opts.input).expanduser(), Path(opts.output).expanduser()
     threshold = float(
         opts.threshold if opts.threshold is not None else run.cfg.evaluation.threshold
     )
-    n = predict_files(run, folder, out, threshold, int(opts.batch_size))
-    result = {"n_masks": n, "output": str(out)}
+    n, skipped = predict_files(run, source, out, threshold, int(opts.batch_size))
+    result = {"n_masks": n, "output": str(out), "skipped": skipped}
     if opts.export:
         result["export"] = export_segmenter(
             run.segmenter,
@@ -57,29 +66,47 @@ def predict_folder(args: list[str]) -> dict:
     return result
 
 
-def predict_files(
-    run: TrainedRun, folder: Path, out: Path, threshold: float, batch_size: int
-) -> int:
-    """One prediction per input file of `folder`, at the input's own shape, written by the run's
-    codec (a 0/255 PNG per image; a uint8 NIfTI label map per volume, named like its input, with
-    its affine and header); returns how many were written. Multi-class logits are arg-maxed;
-    `threshold` only matters for a single-channel (binary) segmenter."""
-    spec, codec = run.spec, run.spec.codec
-    files = codec.input_files(folder)
+def input_files(run: TrainedRun, source: Path) -> list[Path]:
+    """The files to predict: `source` itself, or the inputs of the folder `source`."""
+    codec = run.spec.codec
+    files = [source] if source.is_file() else codec.input_files(source)
     if not files:
         raise GensegError(
-            f"no {codec.inputs} in {folder}; run {run.run_dir} is {spec.dims}D ({spec.name}) "
-            "and predicts from a folder of them"
+            f"no {codec.inputs} in {source}; run {run.run_dir} is {run.spec.dims}D "
+            f"({run.spec.name}) and predicts from a folder of them or one of them"
         )
+    return files
+
+
+def predict_files(
+    run: TrainedRun, source: Path, out: Path, threshold: float, batch_size: int
+) -> tuple[int, dict[str, str]]:
+    """One prediction per input file, at the input's own shape, written by the run's codec (a
+    0/255 PNG per image; a uint8 NIfTI label map per volume, named like its input, with its
+    affine and header). Returns how many were written and the skipped files with the reason.
+    Multi-class logits are arg-maxed; `threshold` only matters for a binary segmenter."""
+    spec, codec = run.spec, run.spec.codec
+    files = input_files(run, source)
     out.mkdir(parents=True, exist_ok=True)
-    for start in range(0, len(files), batch_size):  # bounded memory for big folders
-        chunk = files[start : start + batch_size]
-        samples = [codec.read_input(path, spec) for path in chunk]
-        logits = predict_logits(run.segmenter, samples, spec, run.runtime, batch_size)
-        for path, sample, logit in zip(chunk, samples, logits, strict=True):
-            prediction = to_labels(to_size(logit, sample.shape), threshold)
-            codec.write_prediction(prediction, sample, path, out)
-    return len(files)
+    written, skipped = 0, {}
+    with item_progress() as bar:
+        task = bar.add_task("predicting", total=len(files))
+        for start in range(0, len(files), batch_size):  # bounded memory for big folders
+            chunk, samples = [], []
+            for path in files[start : start + batch_size]:
+                try:
+                    samples.append(codec.read_input(path, spec))
+                    chunk.append(path)
+                except DataContractError as err:  # one bad file must not cost the others
+                    skipped[path.name] = str(err)
+                    log.warning("skipped %s: %s", path, err)
+            logits = predict_logits(run.segmenter, samples, spec, run.runtime, batch_size)
+            for path, sample, logit in zip(chunk, samples, logits, strict=True):
+                prediction = to_labels(to_size(logit, sample.shape), threshold)
+                codec.write_prediction(prediction, sample, path, out)
+                written += 1
+            bar.advance(task, len(files[start : start + batch_size]))
+    return written, skipped
 
 
 def main(args: list[str]) -> int:
@@ -89,5 +116,15 @@ def main(args: list[str]) -> int:
         e = result["export"]
         log.info(
             "exported %s (max |logit difference| to PyTorch: %.2e)", e["path"], e["max_abs_diff"]
+        )
+    skipped = result["skipped"]
+    if skipped:
+        names = ", ".join(list(skipped)[:SHOWN])
+        more = f" and {len(skipped) - SHOWN} more" if len(skipped) > SHOWN else ""
+        total = result["n_masks"] + len(skipped)
+        raise GensegError(
+            f"wrote {result['n_masks']} of {total} masks to {result['output']}; could not read "
+            f"{len(skipped)} input files: {names}{more} (reasons above); replace or remove them "
+            "and predict those again"
         )
     return 0

@@ -1,139 +1,197 @@
 """`genseg train [overrides]`: one training run (or a sweep with -m) from the composed config.
 
-`genseg train resume=RUN_DIR` continues a killed or stopped run in its own directory: the run's
-saved overrides are applied again, and a config that differs from the saved one is refused.
+Before Hydra starts, the arguments are checked (`genseg_cli.stages.train_checks`). Inside each
+run, a pre-flight verifies the data and builds the method before anything is written; when it
+fails, a single run leaves no folder behind (a sweep's run is kept, marked failed, so that the
+report lists it apart). `genseg train resume=RUN_DIR` continues a killed or stopped run in its
+own directory with its saved overrides. Ctrl-C (SIGINT) and SIGTERM end a run as `interrupted`,
+resumable from its last checkpoint, exit code 4.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
 import sys
+import threading
 import traceback
+from collections.abc import Iterator
 from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
+from rich.console import Console
+from rich.text import Text
 
-from genseg_cli.core.config import conf_dir
-from genseg_cli.core.errors import GensegError
+from genseg_cli.core.config import conf_dir, register_resolvers
+from genseg_cli.core.errors import STOPPED, GensegError
 from genseg_cli.core.files import write_status
-from genseg_cli.engine.checkpoint import TrainingInterrupted
+from genseg_cli.engine.checkpoint import LAST, TrainingInterrupted
+from genseg_cli.stages.train_checks import (
+    OVERRIDES,
+    check_resumable,
+    check_train_arguments,
+    explicit_run_dir,
+    resume_arguments,
+    run_status,
+)
 
 log = logging.getLogger("genseg.train")
-# keys that may differ between a run and its resumption: where things live, how it is shown
-RESUME_FREE = {"resume", "trainer.stop_after", "trainer.progress", "trainer.num_threads"}
-RESUME_FREE_PREFIXES = ("paths.",)
-RESUME_FREE_SUFFIXES = ("cache_dir",)
-OVERRIDES = "overrides.yaml"  # the run's own command-line overrides (Hydra's .hydra/ copy is
-# rewritten by every later invocation in the same directory, a refused resume included)
+SIGNALS = (signal.SIGINT, signal.SIGTERM)
+HYDRA_FILES = (".hydra/config.yaml", ".hydra/hydra.yaml", ".hydra/overrides.yaml", "train.log")
+RUN_FILES = ("config.yaml", OVERRIDES, "splits.json", "status.json", "tensorboard")
 
 
-def flat(cfg: dict, prefix: str = "") -> dict[str, object]:
-    out: dict[str, object] = {}
-    for key, value in cfg.items():
-        name = f"{prefix}{key}"
-        out.update(flat(value, f"{name}.") if isinstance(value, dict) else {name: value})
-    return out
+class Stopped(BaseException):
+    """Raised by the SIGINT/SIGTERM handler. A BaseException, as KeyboardInterrupt is, so that
+    no `except Exception` on the way (e.g. around a file read) can swallow it."""
+
+    def __init__(self, signal_name: str) -> None:
+        super().__init__(signal_name)
+        self.signal_name = signal_name
 
 
-def config_differences(saved: DictConfig, current: DictConfig) -> list[str]:
-    """Dotted keys whose values differ between two resolved configs (resume-free keys aside)."""
-    a = flat(OmegaConf.to_container(saved, resolve=True))
-    b = flat(OmegaConf.to_container(current, resolve=True))
-    return sorted(
-        k
-        for k in a.keys() | b.keys()
-        if a.get(k) != b.get(k)
-        and k not in RESUME_FREE
-        and not k.startswith(RESUME_FREE_PREFIXES)
-        and not k.endswith(RESUME_FREE_SUFFIXES)
-    )
+@contextlib.contextmanager
+def stop_on_signals() -> Iterator[None]:
+    """SIGINT (Ctrl-C) and SIGTERM (kill, Slurm pre-emption) raise Stopped; a second signal
+    while the run records its state is ignored, so the record is complete."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # only the main thread may set handlers (a launcher's worker thread)
+        return
+
+    def handler(signum: int, frame: object) -> None:
+        for other in SIGNALS:
+            signal.signal(other, signal.SIG_IGN)
+        raise Stopped(signal.Signals(signum).name)
+
+    previous = {s: signal.getsignal(s) for s in SIGNALS}
+    for s in SIGNALS:
+        signal.signal(s, handler)
+    try:
+        yield
+    finally:
+        for s, old in previous.items():
+            signal.signal(s, old)
 
 
-def start_run(cfg: DictConfig, run_dir: Path) -> None:
-    """Write config.yaml, or check it against the saved one when resuming."""
-    saved = run_dir / "config.yaml"
-    if cfg.get("resume"):
-        if not saved.is_file():
-            raise GensegError(f"resume={run_dir}: no config.yaml there; is it a genseg run?")
-        differing = config_differences(OmegaConf.load(saved), cfg)
-        if differing:
-            raise GensegError(
-                f"resume={run_dir}: the config differs from the saved run in "
-                f"{', '.join(differing[:8])}; resume with the same settings"
-            )
-    else:
+def record_config(cfg: DictConfig, run_dir: Path) -> None:
+    """config.yaml (the resolved config) and, for a new run, its own overrides."""
+    if not cfg.get("resume"):
         overrides = list(HydraConfig.get().overrides.task)
         OmegaConf.save(OmegaConf.create(overrides), run_dir / OVERRIDES)
-    OmegaConf.save(cfg, saved, resolve=True)
+    OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
 
 
-def interrupt_on_sigterm(run_dir: Path):
-    """A SIGTERM (kill, Slurm pre-emption) ends the run as interrupted, resumable from last.pt."""
+def discard_new_run_dir(run_dir: Path, output_dir: Path) -> None:
+    """Remove what this invocation wrote into a run folder it created (Hydra's files, genseg's
+    own), then the folder and its parents up to `output_dir` where they are empty. Anything
+    else, e.g. a file of the user's in a hydra.run.dir they chose, is left alone."""
+    for name in (*HYDRA_FILES, *RUN_FILES):
+        path = run_dir / name
+        if path.is_file():
+            path.unlink()
+    for folder in (run_dir / ".hydra", run_dir / "checkpoints", run_dir):
+        with contextlib.suppress(OSError):
+            folder.rmdir()
+    output_dir = output_dir.resolve()
+    for parent in run_dir.resolve().parents:
+        if parent == output_dir or output_dir not in parent.parents:
+            break
+        with contextlib.suppress(OSError):
+            parent.rmdir()
 
-    def handler(signum, frame) -> None:
-        raise TrainingInterrupted(
-            f"stopped by SIGTERM; continue with: genseg train resume={run_dir}"
-        )
 
-    return handler
+def say(err: BaseException | str) -> None:
+    """One error line on stderr, as the command line prints a GensegError."""
+    Console(stderr=True).print(Text.assemble(("error:", "red"), f" {err}"), soft_wrap=True)
+
+
+def preflight_failed(err: GensegError, run_dir: Path, cfg: DictConfig, owned: bool) -> None:
+    """A run that failed before training: a sweep records it (failed, reason), a single run
+    leaves nothing behind; then the sweep goes on, a single run exits with the error's code."""
+    if HydraConfig.get().mode == RunMode.MULTIRUN:
+        write_status(run_dir, "failed", reason=str(err), stage="pre-flight")
+        log.error("%s", err)
+        return
+    if owned:
+        discard_new_run_dir(run_dir, Path(cfg.paths.output_dir))
+    say(err)
+    raise SystemExit(err.exit_code)
+
+
+def interrupted(stop: Stopped, run_dir: Path) -> None:
+    """Record a run stopped by a signal as interrupted, resumable; stop the sweep too."""
+    where = "its last checkpoint" if (run_dir / LAST).is_file() else "step 1 (no checkpoint yet)"
+    reason = (
+        f"stopped by {stop.signal_name}; continue from {where} with: genseg train resume={run_dir}"
+    )
+    write_status(run_dir, "interrupted", reason=reason)
+    log.warning("%s", reason)
+    raise SystemExit(TrainingInterrupted.exit_code)
+
+
+def record_crash(run_dir: Path, err: Exception) -> None:
+    """status.json of a run that an unexpected error stopped: failed, with the traceback."""
+    reason = f"{type(err).__name__}: {err}"
+    write_status(run_dir, "failed", reason=reason, traceback=traceback.format_exc())
 
 
 def train_task(cfg: DictConfig) -> float | None:
-    """Hydra task: train into the run directory, print the results, record the run's status."""
-    from genseg_cli.engine.loop import run_training
+    """Hydra task: pre-flight, then train into the run directory, print the results, record
+    the run's status."""
+    from genseg_cli.engine.loop import prepare_run, train_prepared
     from genseg_cli.evaluation.tables import print_results
 
     hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir)
-    signal.signal(signal.SIGTERM, interrupt_on_sigterm(run_dir))
-    try:
-        start_run(cfg, run_dir)
-        write_status(run_dir, "running")
-        metrics = run_training(cfg, run_dir)
-    except GensegError as err:
-        interrupted = isinstance(err, TrainingInterrupted)
-        write_status(run_dir, "interrupted" if interrupted else "failed", reason=str(err))
-        (log.warning if interrupted else log.error)("%s", err)
-        if hydra_cfg.mode == RunMode.MULTIRUN:  # the other runs of the sweep go on
+    resumed = bool(cfg.get("resume"))
+    # a folder Hydra has just made for this run (not a resumed one, nor one reused by a script)
+    owned = not resumed and not (run_dir / "status.json").exists()
+    with stop_on_signals():
+        try:
+            if resumed:
+                check_resumable(run_dir, cfg)
+            elif run_status(run_dir) == "done":
+                raise GensegError(
+                    f"{run_dir} holds a finished run; genseg never trains over one: choose "
+                    "another hydra.run.dir or delete that folder"
+                )
+            prepared = prepare_run(cfg)
+        except Stopped as stop:
+            if owned:
+                discard_new_run_dir(run_dir, Path(cfg.paths.output_dir))
+            say(f"stopped by {stop.signal_name} before training started; nothing was kept")
+            raise SystemExit(STOPPED) from None
+        except GensegError as err:
+            preflight_failed(err, run_dir, cfg, owned)
             return None
-        raise SystemExit(err.exit_code) from None
-    except Exception as err:
-        write_status(
-            run_dir,
-            "failed",
-            reason=f"{type(err).__name__}: {err}",
-            traceback=traceback.format_exc(),
-        )
-        raise
+        except Exception as err:  # a bug, not the user's input: keep the folder to report it
+            record_crash(run_dir, err)
+            raise
+        try:
+            record_config(cfg, run_dir)
+            write_status(run_dir, "running")
+            metrics = train_prepared(prepared, run_dir)
+        except Stopped as stop:
+            interrupted(stop, run_dir)
+        except GensegError as err:
+            stopped = isinstance(err, TrainingInterrupted)
+            write_status(run_dir, "interrupted" if stopped else "failed", reason=str(err))
+            (log.warning if stopped else log.error)("%s", err)
+            if hydra_cfg.mode == RunMode.MULTIRUN:  # the other runs of the sweep go on
+                return None
+            raise SystemExit(err.exit_code) from None
+        except Exception as err:
+            record_crash(run_dir, err)
+            raise
     write_status(run_dir, "done")
     print_results(metrics)
     log.info("run directory: %s", run_dir)
     return metrics["test"]["dice_mean"]
-
-
-def resume_arguments(args: list[str]) -> list[str]:
-    """For resume=RUN_DIR: the run's saved overrides, the user's arguments, and its directory."""
-    given = [a for a in args if a.startswith("resume=")]
-    if not given:
-        return args
-    run_dir = Path(given[-1].split("=", 1)[1]).expanduser().resolve()
-    saved = run_dir / OVERRIDES
-    if not saved.is_file():
-        raise GensegError(f"resume={run_dir}: not a genseg run directory (no {OVERRIDES})")
-    previous = [
-        o
-        for o in OmegaConf.load(saved)
-        if not str(o).startswith(("resume=", "trainer.stop_after="))
-    ]
-    user = [a for a in args if not a.startswith("resume=")]
-    keys = {a.split("=", 1)[0] for a in user}
-    kept = [o for o in previous if str(o).split("=", 1)[0] not in keys]
-    return [*kept, *user, f"resume={run_dir}", f"hydra.run.dir={run_dir}"]
 
 
 def check_output_dir(args: list[str]) -> None:
@@ -154,12 +212,22 @@ def check_output_dir(args: list[str]) -> None:
 
 
 def main(args: list[str]) -> int:
-    """Run the Hydra application with `args` as its command line."""
-    if not any(a in ("-h", "--help", "--cfg", "-c", "--info") for a in args):
+    """Check the arguments, then run the Hydra application with them as its command line."""
+    args = resume_arguments(args)
+    if not any(a.startswith("-") and a not in ("-m", "--multirun") for a in args):
         check_output_dir(args)
+        check_train_arguments(args)
+        chosen = explicit_run_dir(args)
+        resuming = any(a.startswith("resume=") for a in args)
+        if chosen is not None and not resuming and run_status(chosen) == "done":
+            raise GensegError(
+                f"hydra.run.dir={chosen} holds a finished run; genseg never trains over "
+                "one: choose another folder or delete that one"
+            )
+    register_resolvers()
     app = hydra.main(config_path=str(conf_dir()), config_name="train", version_base="1.3")(
         train_task
     )
-    sys.argv = ["genseg train", *resume_arguments(args)]
+    sys.argv = ["genseg train", *args]
     app()
     return 0
