@@ -64,12 +64,22 @@ def load_run(run_dir: str | Path, device: str = "auto") -> TrainedRun:
     runtime = resolve_runtime(
         device, cfg.trainer.precision, cfg.trainer.channels_last and spec.supports_channels_last
     )
-    segmenter = build_segmenter(OmegaConf.merge(cfg.backbone, {"weights": None}), spec.dims)
+    segmenter = build_segmenter(without_starting_weights(cfg.backbone), spec.dims)
     state = load_torch(run_dir / "checkpoints" / "best.pt")
     segmenter.load_state_dict(state["model"])
     segmenter = runtime.prepare(segmenter).eval()
     splits = json.loads((run_dir / "splits.json").read_text())
     return TrainedRun(run_dir, cfg, splits, segmenter, runtime, spec)
+
+
+def without_starting_weights(backbone: DictConfig) -> DictConfig:
+    """The backbone config with no weights to start from (a local file, or an ImageNet encoder
+    that smp/timm would download again): best.pt holds every weight a finished run needs."""
+    backbone = OmegaConf.merge(backbone, {"weights": None})
+    for node in (backbone, backbone.get("model"), backbone.get("volume_model")):
+        if node is not None and "encoder_weights" in node:
+            node.encoder_weights = None
+    return backbone
 
 
 def load_generator(run: TrainedRun) -> nn.Module:
