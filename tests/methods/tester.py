@@ -124,6 +124,7 @@ class MethodTester:
     def test_short_real_run_writes_every_output(self, method_name, data, tmp_path):
         metrics = run_training(self.config(method_name, "mlo.arch_every=2"), tmp_path)
         assert metrics["test"]["n"] == len(data.test)
+        assert metrics["run"]["start_weights"] is None  # random initialisation, recorded
         self.check_scores(metrics, tmp_path)
         for name in ("metrics.json", "history.csv", "per_image.csv", "splits.json"):
             assert (tmp_path / name).is_file(), name

@@ -291,6 +291,8 @@ def train_prepared(run: PreparedRun, run_dir: Path) -> dict:
             "n_train": len(data.train),
             "n_val": len(data.val),
             "n_unlabeled": len(data.splits.unlabeled) if method.unlabeled is not None else 0,
+            # what the segmenter started from: a local state dict, an ImageNet encoder, or random
+            "start_weights": cfg.backbone.get("weights") or cfg.backbone.get("encoder_weights"),
         },
         "best_step": best["step"],
         "val_dice": best["val_dice"],
