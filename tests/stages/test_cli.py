@@ -53,12 +53,17 @@ def test_run_stages_name_their_missing_argument(stage):
 
 
 def test_data_list_shows_present_and_absent(data_dir: Path):
-    out = genseg("data", "list", env={"GENSEG_DATA_DIR": str(data_dir)})
+    out = genseg("data", "list", env={"GENSEG_DATA_DIR": str(data_dir), "COLUMNS": "80"})
     assert out.returncode == 0
-    rows = {line.split("│")[1].strip(): line for line in out.stdout.splitlines() if "│" in line}
-    assert "yes" in rows["jsrt"] and "247" in rows["jsrt"]
+    lines = out.stdout.splitlines()
+    rows = {
+        line.split()[0]: line for line in lines if line.strip() and line.split()[0].isidentifier()
+    }
+    assert "yes" in rows["jsrt"] and "247" in rows["jsrt"] and "9,35,175" in rows["jsrt"]
     assert "no" in rows["isic"] and "no" in rows["liver"]
-    assert "official" in rows["kvasir"]
+    assert "official" in rows["kvasir"] and "cvc_clinicdb" in rows
+    assert all(len(line) <= 80 and "…" not in line for line in lines)  # readable at 80 columns
+    assert any(line.startswith("folder:") for line in lines)  # the generic dataset is named
 
 
 def test_data_check_valid(data_dir: Path):

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 import numpy as np
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -33,24 +34,41 @@ def default_data_dir() -> str:
 
 
 def list_datasets(data_dir: str) -> int:
-    table = Table(title=f"datasets in {Path(data_dir).resolve()}")
-    for column in ("name", "task", "present", "pairs", "split", "budgets", "OOD sets", "metric"):
-        table.add_column(column)
+    # readable at 80 columns: no cell wraps; the task (long prose) only where there is room
+    with_task = console.width >= 110
+    table = Table(
+        title=f"datasets in {Path(data_dir).resolve()}",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        collapse_padding=True,
+    )
+    for column in ("name", "here", "pairs", "split", "budgets", "OOD sets", "metric"):
+        table.add_column(column, no_wrap=True, min_width=len(column))
+    if with_task:
+        table.add_column("task")
     for name in dataset_names():
         spec = dataset_spec(name)
+        if spec.name == GENERIC:
+            continue  # not a dataset of its own: the line below the table
         root, codec = dataset_root(spec, data_dir), codec_for(spec.dims)
         present = codec.is_present(root)
         table.add_row(
             name,
-            spec.task,
             "[green]yes[/green]" if present else "[dim]no[/dim]",
             str(codec.count_pairs(root)) if present else "-",
-            "official" if present and read_split_table(root) else "fixed seed" if present else "-",
+            "official" if present and read_split_table(root) else "seeded" if present else "-",
             ",".join(map(str, spec.label_budgets)),
             ",".join(spec.ood) or "-",
             spec.metric,
+            *([spec.task] if with_task else []),
         )
     console.print(table)
+    console.print(
+        f"{GENERIC}: any folder with images/ and masks/: genseg train dataset={GENERIC} "
+        "dataset.root=PATH (check it with genseg data check folder --root PATH)",
+        highlight=False,
+    )
     return 0
 
 
