@@ -82,7 +82,7 @@ class GenSeg(SyntheticDataMethod):
             log.warning(
                 "mlo.hypergrad=finite_difference: on ReLU segmenters differences of gradients "
                 "cross activation kinks, and its direction disagrees with the exact hypergradient "
-                "(cosine -0.6..0.1 on JSRT, at every radius); prefer second_order"
+                "(cosine -0.44..0.29 on JSRT: scripts/hypergrad_accuracy.py); prefer second_order"
             )
         self.steps_done = 0
         if not self._has_upper_targets():  # genseg would silently be separate with a moving G
@@ -206,9 +206,9 @@ class GenSeg(SyntheticDataMethod):
         the validation loss, by `mlo.hypergrad`; nothing is updated."""
         targets = [t for group in self.upper_targets() for t in group]
         learned = self.learned_weight
-        # bf16 double backward loses the direction (cosine -0.38..0.62 with fp32 on JSRT
-        # batches), so the upper step runs in fp32 unless mlo.upper_precision=auto asks for the
-        # run's autocast; finite differences are always fp32
+        # bf16 double backward loses the direction (cosine 0.38-0.66 with fp32 on three JSRT
+        # batches: scripts/hypergrad_accuracy.py), so the upper step runs in fp32 unless
+        # mlo.upper_precision=auto asks for the run's autocast; finite differences are fp32
         autocast = (
             self.runtime.autocast
             if self.mlo.hypergrad == "second_order" and self.mlo.upper_precision == "auto"

@@ -12,9 +12,10 @@ Two estimators (`mlo.hypergrad`):
   with v = grad_W' L_val(W') and eps = r / |v|: the weights move by r (`mlo.fd_radius`) in norm.
   DARTS' r = 0.01 is too coarse for a real segmenter: on GenSeg's own wiring (smp UNet, searchable
   generator, JSRT; tests/mlo/test_real_wiring.py) its relative error against the exact
-  hypergradient was 0.054 here and 0.4-1.07 in an audit at other points; r = 1e-3 gave 7e-4 in
-  fp32 (1e-4: 1.1e-3, 1e-5: 1.2e-2 as fp32 rounding takes over). It runs in fp32: differences of
-  gradients drown in bf16 rounding.
+  hypergradient was 0.054 (scripts/hypergrad_accuracy.py) and 0.4-1.07 in an audit at other
+  points; r = 1e-3 gave 7e-4 in fp32 (1e-4: 1.1e-3, 1e-5: 1.2e-2 as fp32 rounding takes over).
+  It runs in fp32: differences of gradients drown in bf16 rounding. On a ReLU segmenter they
+  cross activation kinks and disagree with second_order at any radius.
 
 The same estimators give the hypergradient of any upper-level parameter that enters L_train only:
 the architecture, the generator's weights, or a learned synthetic weight lambda

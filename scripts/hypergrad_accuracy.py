@@ -1,0 +1,121 @@
+"""How accurate GenSeg's hypergradient estimators are on its own wiring: prints two tables.
+
+1. Smooth wiring (the fixture of tests/mlo/test_real_wiring.py: smp UNet with SiLU/AvgPool,
+   searchable generator, JSRT, 64 px), float64 and fp32: relative error of finite differences at
+   several radii against the exact (second-order) hypergradient, whose own error against a
+   central difference is printed first.
+2. The real CPU-profile network (ReLU, 128 px, no pre-training), three JSRT batches: cosine of
+   the bf16 second-order hypergradient, and of fp32 finite differences, with the fp32 exact one.
+
+    python scripts/hypergrad_accuracy.py
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # the test fixture builds the smooth wiring
+os.environ.setdefault("GENSEG_DATA_DIR", str(REPO.parent / "shared" / "datasets"))
+
+from tests.mlo.test_real_wiring import TestRealWiring  # noqa: E402
+
+from genseg_cli.core.config import compose  # noqa: E402
+from genseg_cli.core.runtime import Runtime, resolve_runtime, seed_everything  # noqa: E402
+from genseg_cli.data.run_data import load_run_data  # noqa: E402
+from genseg_cli.engine.loop import build_method, training_context  # noqa: E402
+from genseg_cli.engine.streams import step_batches  # noqa: E402
+
+RADII = (1e-2, 1e-3, 1e-4, 1e-5)
+
+
+def cosine(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float(F.cosine_similarity(a.double(), b.double(), dim=0))
+
+
+def smooth_wiring_table() -> None:
+    tester = TestRealWiring()
+
+    class TmpFactory:
+        def mktemp(self, name: str) -> Path:
+            return Path(tempfile.mkdtemp(prefix=name))
+
+    wiring = TestRealWiring.wiring.__wrapped__(tester, TmpFactory())
+    numeric = tester.numerical(wiring)
+    exact = tester.estimate(wiring, "second_order")
+    print(
+        "smooth wiring, float64: second_order vs central difference, relative error "
+        f"{tester.relative_error(exact, numeric):.1e}"
+    )
+    print("| radius | float64 rel. error | fp32 rel. error |\n|---|---|---|")
+    rows = {
+        r: [tester.relative_error(tester.estimate(wiring, "finite_difference", r), numeric)]
+        for r in RADII
+    }
+    method = wiring[0]
+    for net in (method.segmenter, method.generator):
+        net.float()
+    method.val = tuple(t.float() for t in method.val)
+    single = (method, *(t.float() for t in wiring[1:]))
+    for r in RADII:
+        estimate = tester.estimate(single, "finite_difference", r).double()
+        rows[r].append(tester.relative_error(estimate, exact))
+    for r, (f64, f32) in rows.items():
+        print(f"| {r:g} | {f64:.1e} | {f32:.1e} |")
+
+
+def real_network_table(batches: int = 3) -> None:
+    cfg = compose("train", ["method=genseg", "method.pretrain.steps=0"])
+    seed_everything(0)
+    data = load_run_data(
+        cfg.dataset,
+        cfg.paths.data_dir,
+        int(cfg.n_labeled),
+        0,
+        float(cfg.val_fraction),
+        with_ood=False,
+    )
+    bf16 = resolve_runtime("cpu", "bf16", True)
+    method = build_method(cfg, bf16)
+    with tempfile.TemporaryDirectory() as tmp:
+        method.prepare(training_context(cfg, data, Path(tmp)))
+    fp32 = Runtime(bf16.device, "fp32", bf16.channels_last)
+
+    def hypergradient(batch: dict, mode: str, runtime: Runtime, upper: str) -> torch.Tensor:
+        method.runtime, method.mlo.hypergrad, method.mlo.upper_precision = runtime, mode, upper
+        images, masks = method.to_device(batch)
+        torch.manual_seed(11)  # the same dropout draw for every estimate of one batch
+        grads, _ = method.upper_hypergradient(images, masks, batch["new_mask"])
+        return torch.cat([g.flatten() for g in grads])
+
+    print("\nreal network (ReLU, 128 px), cosine with the fp32 second-order hypergradient")
+    print("| batch | bf16 second order | fp32 FD r=1e-2 | fp32 FD r=1e-3 |\n|---|---|---|---|")
+    references = []
+    for i, batch in enumerate(itertools.islice(step_batches(cfg, method, data, batches), batches)):
+        reference = hypergradient(batch, "second_order", fp32, "fp32")
+        references.append(reference)
+        low = hypergradient(batch, "second_order", bf16, "auto")
+        fds = []
+        for r in (1e-2, 1e-3):
+            method.mlo.fd_radius = r
+            with contextlib.redirect_stderr(None):
+                fds.append(hypergradient(batch, "finite_difference", fp32, "fp32"))
+        print(
+            f"| {i} | {cosine(low, reference):.3f} | {cosine(fds[0], reference):.3f} "
+            f"| {cosine(fds[1], reference):.3f} |"
+        )
+    pairs = ", ".join(f"{cosine(a, b):.3f}" for a, b in itertools.pairwise(references))
+    print(f"fp32 hypergradients of consecutive batches, cosine: {pairs}")
+
+
+if __name__ == "__main__":
+    smooth_wiring_table()
+    real_network_table()
