@@ -12,6 +12,7 @@ from rich.text import Text
 from genseg_cli import __version__
 from genseg_cli.core.errors import STOPPED, GensegError
 from genseg_cli.core.suggest import did_you_mean
+from genseg_cli.stages.completion import complete, is_completion
 
 STAGES = {
     "train": "train a segmenter with a method (baseline, genseg, ...); Hydra overrides, -m sweeps",
@@ -19,6 +20,7 @@ STAGES = {
     "evaluate": "score a trained run on its test split and other datasets",
     "predict": "segment new images with a trained run; export TorchScript/ONNX",
     "report": "gather runs into tables and Dice-versus-labels figures",
+    "runs": "list the runs under a folder: status, dataset, method, budget, seed, test Dice",
     "data": "list, check and prepare datasets (data list | check NAME | prepare NAME --src PATH)",
 }
 HYDRA_STAGES = {"train"}
@@ -35,6 +37,7 @@ def usage() -> str:
     ]
     lines += [f"  {name:<9} {text}" for name, text in STAGES.items()]
     lines += ["", "example: genseg train dataset=jsrt backbone=unet n_labeled=9 method=baseline"]
+    lines += ['tab completion: eval "$(genseg -sc install=bash)"']
     return "\n".join(lines)
 
 
@@ -56,6 +59,10 @@ def main(argv: list[str] | None = None) -> int:
     if argv[0] == "--version":
         print(__version__)
         return 0
+    if is_completion(argv):  # `genseg -sc ...` or `genseg train -sc ...`
+        from genseg_cli.stages import train
+
+        return complete(argv, STAGES, train.main)
     stage, args = argv[0], argv[1:]
     if stage not in STAGES:
         err_console.print(
@@ -65,7 +72,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if stage in HYDRA_STAGES:
         args = with_default_profile(args)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    if not (stage in HYDRA_STAGES and any(a in ("--info", "-i") for a in args)):
+        # Hydra's --info configures its own log handler; a second one would print every line twice
+        logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         module = importlib.import_module(f"genseg_cli.stages.{stage}")
         return int(module.main(args) or 0)

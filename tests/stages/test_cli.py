@@ -29,8 +29,14 @@ def genseg(
 def test_help_lists_every_stage():
     out = genseg("--help")
     assert out.returncode == 0
-    for stage in ("train", "generate", "evaluate", "predict", "report", "data"):
+    for stage in ("train", "generate", "evaluate", "predict", "report", "runs", "data"):
         assert f"  {stage} " in out.stdout
+
+
+def test_info_defaults_prints_each_line_once():
+    out = genseg("train", "--info", "defaults")
+    assert out.returncode == 0, out.stderr
+    assert (out.stdout + out.stderr).count("Defaults List") == 1
 
 
 def test_train_help_shows_config_groups():
@@ -122,6 +128,9 @@ def test_train_single_run_prints_table(data_dir: Path, tmp_path: Path):
     (run_dir,) = (tmp_path / "runs" / "jsrt" / "baseline").iterdir()
     assert json.loads((run_dir / "status.json").read_text())["status"] == "done"
     assert (run_dir / "config.yaml").is_file() and (run_dir / "train.log").is_file()
+    # the results table goes into train.log too, and only once onto the terminal
+    assert "nlm_sz (OOD)" in (run_dir / "train.log").read_text()
+    assert out.stdout.count("test (in-domain)") == 1
 
 
 def test_multirun_sweep_gives_one_directory_per_run(data_dir: Path, tmp_path: Path):

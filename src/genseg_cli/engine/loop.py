@@ -93,6 +93,7 @@ def training_context(
             data.train, spec, n, seed + 3, cfg.augment, cfg.get("mask_augment")
         ),
         cache_key=hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16],
+        progress=bool(cfg.trainer.progress),
     )
 
 

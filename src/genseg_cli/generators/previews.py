@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
 from torch import Tensor
-from torchvision.utils import save_image
+
+COLUMNS = ("new mask", "synthetic image", "nearest real image")
 
 
 def foreground(masks: Tensor) -> Tensor:
@@ -41,13 +43,45 @@ def mask_as_image(masks: Tensor, channels: int) -> Tensor:
     return grey.expand(-1, channels, *grey.shape[2:]) * 2 - 1
 
 
-def save_preview(
-    path: Path, masks: Tensor, synthetic: Tensor, real_masks: Tensor, real_images: Tensor
-) -> None:
-    """One row per mask: the mask, its synthetic image, the real image whose mask is nearest."""
+def preview_figure(
+    masks: Tensor, synthetic: Tensor, real_masks: Tensor, real_images: Tensor, title: str = ""
+) -> Figure:
+    """One row per mask: the mask, its synthetic image, the real image whose mask is nearest;
+    column titles on top and `title` (when and after how many steps) above them."""
     real = real_images[nearest_real(masks, real_masks)]
     channels = synthetic.shape[1]
     shown = [mask_as_image(masks.float(), channels), synthetic.float(), real.float()]
-    rows = torch.stack([middle_slice(x) for x in shown], dim=1).flatten(0, 1)
+    tiles = [((middle_slice(x).detach().cpu() + 1) / 2).clamp(0, 1) for x in shown]
+    rows = tiles[0].shape[0]
+    fig = Figure(figsize=(3 * 1.8, rows * 1.8 + (0.5 if title else 0.3)), dpi=100)
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(rows, 3, squeeze=False)
+    for col, name in enumerate(COLUMNS):
+        axes[0][col].set_title(name, fontsize=9)
+        for row in range(rows):
+            image = tiles[col][row]
+            ax = axes[row][col]
+            if image.shape[0] == 1:
+                ax.imshow(image[0].numpy(), cmap="gray", vmin=0, vmax=1)
+            else:  # colour images: the first three channels as RGB
+                ax.imshow(image[:3].permute(1, 2, 0).numpy())
+            ax.set_axis_off()
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def save_preview(
+    path: Path,
+    masks: Tensor,
+    synthetic: Tensor,
+    real_masks: Tensor,
+    real_images: Tensor,
+    title: str = "",
+) -> Path:
+    """The preview figure of `preview_figure`, written to `path` (a PNG)."""
+    fig = preview_figure(masks, synthetic, real_masks, real_images, title)
     path.parent.mkdir(parents=True, exist_ok=True)
-    save_image((rows.cpu() + 1) / 2, path, nrow=3, padding=2)
+    fig.savefig(path)
+    return path

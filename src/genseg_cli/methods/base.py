@@ -41,7 +41,8 @@ class TrainingContext:
     `train_batch` / `val_batch`: all real train / validation pairs at model resolution, not
     augmented; `preview_masks`: fixed new masks for before/after pictures; `real_batches(n)`:
     n batches of augmented real pairs (for pre-training); `cache_key`: identifies the data a
-    pre-trained network saw, so a later run on the same split can reuse it.
+    pre-trained network saw, so a later run on the same split can reuse it; `progress`: whether
+    long preparations (generator pre-training) draw a progress bar (`trainer.progress`).
     """
 
     run_dir: Path
@@ -50,6 +51,7 @@ class TrainingContext:
     preview_masks: torch.Tensor
     real_batches: Callable[[int], Iterable[dict]]
     cache_key: str
+    progress: bool = False
 
 
 class Method:
@@ -180,6 +182,15 @@ class Method:
         if context is not None:
             losses.update(self.unlabeled.after_step(self.segmenter, context))
         return losses
+
+    def updates_done(self) -> int:
+        """Optimiser steps the segmenter has taken, read from the optimiser's own state (Adam,
+        AdamW and RMSprop count them), so it survives a resume; 0 before the first step or for an
+        optimiser that keeps no count."""
+        for state in self.optimizer.state.values():
+            if "step" in state:
+                return int(state["step"])
+        return 0
 
     def on_validation(self, score: float) -> None:
         """Called by the loop after each validation with the mean validation Dice."""

@@ -17,6 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch import Tensor, nn
 
 from genseg_cli.core.files import load_torch, save_torch
+from genseg_cli.core.progress import item_progress
 from genseg_cli.data.photometric import PhotometricJitter
 from genseg_cli.data.streams import LABELLED, NEW_MASKS
 from genseg_cli.generators.base import GeneratorRecipe, build_recipe
@@ -97,16 +98,15 @@ class SyntheticDataMethod(Method):
             return {"pretrain_cached": True}
         started = time.perf_counter()
         self.generator.train()
-        for i, batch in enumerate(context.real_batches(steps), start=1):
-            images, masks = self.to_device(batch)
-            losses = self.recipe.pretrain_step(masks, images)
-            if i % 100 == 0 or i == steps:
-                log.info(
-                    "pretrain %d/%d %s",
-                    i,
-                    steps,
-                    " ".join(f"{k}={v:.4f}" for k, v in losses.items()),
-                )
+        with item_progress(context.progress) as bar:
+            task = bar.add_task("pre-training the generator", total=steps)
+            for i, batch in enumerate(context.real_batches(steps), start=1):
+                images, masks = self.to_device(batch)
+                losses = self.recipe.pretrain_step(masks, images)
+                bar.advance(task)
+                if i % 100 == 0 or i == steps:
+                    losses_text = " ".join(f"{k}={v:.4f}" for k, v in losses.items())
+                    log.info("pretrain %d/%d %s", i, steps, losses_text)
         if cache is not None:
             save_torch(cache, {k: m.state_dict() for k, m in self.recipe.networks().items()})
         return {"pretrain_cached": False, "pretrain_time_s": time.perf_counter() - started}
@@ -114,21 +114,26 @@ class SyntheticDataMethod(Method):
     def prepare(self, context: TrainingContext) -> None:
         self.preview_masks = context.preview_masks.to(self.runtime.device)
         self.reference = {k: v.to(self.runtime.device) for k, v in context.train_batch.items()}
-        self.save_preview(context.run_dir / "synthetic_start.png")
-        self.pretrain_info = self.pretrain(context) if int(self.pretrain_cfg.steps) > 0 else {}
-        self.save_preview(context.run_dir / "synthetic_pretrained.png")
+        self.save_preview(context.run_dir / "synthetic_start.png", "before training (step 0)")
+        steps = int(self.pretrain_cfg.steps)
+        self.pretrain_info = self.pretrain(context) if steps > 0 else {}
+        when = f"after {steps} pre-training steps" if steps > 0 else "no pre-training"
+        self.save_preview(context.run_dir / "synthetic_pretrained.png", when)
 
-    def save_preview(self, path: Path) -> None:
+    def save_preview(self, path: Path, title: str) -> None:
         synthetic = self.recipe.preview(self.preview_masks)
+        reference = self.reference
         save_preview(
-            path, self.preview_masks, synthetic, self.reference["mask"], self.reference["image"]
+            path, self.preview_masks, synthetic, reference["mask"], reference["image"], title
         )
 
     def stateful(self) -> dict:
         return {**super().stateful(), **self.recipe.stateful()}
 
     def finish(self, run_dir: Path) -> dict:
-        self.save_preview(run_dir / "synthetic_end.png")
+        self.save_preview(
+            run_dir / "synthetic_end.png", f"end of training (step {self.updates_done()})"
+        )
         save_torch(
             run_dir / "checkpoints" / "generator.pt",
             {

@@ -23,12 +23,14 @@ REQUIRED = object()  # marks a key without a default
 @dataclass(frozen=True)
 class Arg:
     """One argument: its default (REQUIRED: it must be given), the type of its value (int,
-    float, str, bool or list; None: any), the values it may take, and its smallest value."""
+    float, str, bool or list; None: any), the values it may take, its smallest value, and one
+    line for `--help`."""
 
     default: Any = REQUIRED
     kind: type | None = None
     choices: tuple[str, ...] = ()
     minimum: float | None = None
+    help: str = ""
 
 
 def as_arg(value: Any) -> Arg:
@@ -77,9 +79,36 @@ def checked(stage: str, key: str, value: Any, arg: Arg) -> Any:
     return value
 
 
-def parse_key_values(stage: str, args: list[str], spec: dict[str, Any]) -> DictConfig:
+def help_text(stage: str, spec: dict[str, Arg], about: str = "") -> str:
+    """`genseg STAGE --help`: the usage line, what the stage does, then one line per argument
+    with its default, its allowed values or smallest value, and what it means."""
+    usage = " ".join(
+        f"{k}=..." if a.default is REQUIRED else f"[{k}={a.default}]" for k, a in spec.items()
+    )
+    lines = [f"usage: genseg {stage} {usage}"]
+    if about:
+        lines += ["", about]
+    lines += ["", "arguments:"]
+    width = max(len(k) for k in spec) + 2
+    for key, arg in spec.items():
+        facts = ["required"] if arg.default is REQUIRED else []
+        if arg.default not in (REQUIRED, None):  # None: the help line says what happens
+            facts.append(f"default: {arg.default}")
+        if arg.choices:
+            facts.append(f"one of: {', '.join(arg.choices)}")
+        if arg.minimum is not None:
+            facts.append(f"at least {arg.minimum:g}")
+        text = " ".join([arg.help, f"({'; '.join(facts)})" if facts else ""]).strip()
+        lines.append(f"  {key:<{width}}{text}")
+    return "\n".join(lines)
+
+
+def parse_key_values(
+    stage: str, args: list[str], spec: dict[str, Any], about: str = ""
+) -> DictConfig:
     """Defaults from `spec` (REQUIRED for mandatory keys; an Arg to say more) merged with
-    `key=value` arguments, each checked against its entry.
+    `key=value` arguments, each checked against its entry; `--help` prints `help_text` (`about`:
+    what the stage does, in a sentence or two).
 
     >>> parse_key_values("predict", ["run_dir=runs/a", "input=new"], {"run_dir": REQUIRED,
     ...                  "input": REQUIRED, "threshold": 0.5}).threshold
@@ -89,8 +118,8 @@ def parse_key_values(stage: str, args: list[str], spec: dict[str, Any]) -> DictC
     usage = " ".join(
         f"{k}=..." if a.default is REQUIRED else f"[{k}={a.default}]" for k, a in spec.items()
     )
-    if any(a in ("-h", "--help") for a in args):
-        raise GensegError(f"usage: genseg {stage} {usage}", exit_code=0)
+    if any(a in ("-h", "--help", "help") for a in args):
+        raise GensegError(help_text(stage, spec, about), exit_code=0)
     bad = [a for a in args if "=" not in a]
     if bad:
         raise GensegError(

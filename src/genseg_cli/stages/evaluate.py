@@ -27,17 +27,28 @@ from genseg_cli.data.samples import Sample
 from genseg_cli.engine.restore import TrainedRun, load_run
 from genseg_cli.evaluation.evaluate import RESOLUTIONS, evaluate_model, summarise
 from genseg_cli.evaluation.tables import print_results
-from genseg_cli.stages.arguments import REQUIRED, Arg, parse_key_values
+from genseg_cli.stages.arguments import Arg, parse_key_values
 
 log = logging.getLogger(__name__)
 ARGS = {
-    "run_dir": REQUIRED,
-    "datasets": Arg(None, list),
-    "out": None,
-    "overwrite": False,
-    "resolution": Arg(None, str, choices=RESOLUTIONS),
-    "device": "auto",
+    "run_dir": Arg(help="a finished run; its best segmenter is scored"),
+    "datasets": Arg(
+        None,
+        list,
+        help="registry names or folders, e.g. [nlm_mc,/data/mine] (default: the "
+        "run's test split and out-of-domain sets)",
+    ),
+    "out": Arg(None, str, help="results folder (default: <run>/evaluate/<time>/)"),
+    "overwrite": Arg(False, bool, help="replace results already in out"),
+    "resolution": Arg(
+        None,
+        str,
+        choices=RESOLUTIONS,
+        help="compare at each image's own size or the network's (default: the run's)",
+    ),
+    "device": Arg("auto", str, help="auto (CUDA when present), cpu, cuda or cuda:N"),
 }
+ABOUT = "Score a trained run on its test split, its out-of-domain sets or other data."
 RESULTS = ("metrics.json", "per_image.csv")
 
 
@@ -116,7 +127,7 @@ def score_sets(run: TrainedRun, sets: dict[str, list[Sample]], resolution: str) 
 
 def evaluate_run_dir(args: list[str]) -> tuple[dict, Path]:
     """Score a run as the arguments say; returns metrics.json's content and where it went."""
-    opts = parse_key_values("evaluate", args, ARGS)
+    opts = parse_key_values("evaluate", args, ARGS, ABOUT)
     run = load_run(opts.run_dir, opts.device)
     out = output_folder(run.run_dir, opts.out, bool(opts.overwrite))
     entries = opts.datasets or [run.cfg.dataset.name, *run.cfg.dataset.ood]

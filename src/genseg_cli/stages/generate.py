@@ -21,18 +21,21 @@ from genseg_cli.data.batches import MaskSource, new_masks
 from genseg_cli.data.registry import dataset_root
 from genseg_cli.data.writers import FORMATS, NNUNET_NAME
 from genseg_cli.engine.restore import TrainedRun, load_generator, load_run
-from genseg_cli.stages.arguments import REQUIRED, Arg, parse_key_values
+from genseg_cli.stages.arguments import Arg, parse_key_values
 
 log = logging.getLogger(__name__)
 ARGS = {
-    "run_dir": REQUIRED,
-    "out": REQUIRED,
-    "n": Arg(500, int, minimum=1),
-    "format": Arg("standard", str, choices=FORMATS),
-    "seed": 0,
-    "batch_size": Arg(16, int, minimum=1),
-    "device": "auto",
+    "run_dir": Arg(help="a finished separate or genseg run (it holds a trained generator)"),
+    "out": Arg(help="a new or empty folder for the pairs"),
+    "n": Arg(500, int, minimum=1, help="how many pairs to write"),
+    "format": Arg(
+        "standard", str, choices=FORMATS, help="standard: images/ + masks/; nnunet: nnU-Net v2 raw"
+    ),
+    "seed": Arg(0, int, help="seed of the new masks and the generator's noise"),
+    "batch_size": Arg(16, int, minimum=1, help="pairs generated at once"),
+    "device": Arg("auto", str, help="auto (CUDA when present), cpu, cuda or cuda:N"),
 }
+ABOUT = "Write synthetic image-mask pairs from the generator of a trained run."
 
 
 def generate_pairs(args: list[str]) -> Path:
@@ -41,7 +44,7 @@ def generate_pairs(args: list[str]) -> Path:
     >>> generate_pairs(["run_dir=outputs/runs/jsrt/genseg/n9_s0", "n=5", "out=synthetic"])
     PosixPath('synthetic')
     """
-    opts = parse_key_values("generate", args, ARGS)
+    opts = parse_key_values("generate", args, ARGS, ABOUT)
     out = Path(opts.out).expanduser()
     refuse_non_empty(out, "out")  # before the run is even opened
     run = load_run(opts.run_dir, opts.device)

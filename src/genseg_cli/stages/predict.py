@@ -20,19 +20,24 @@ from genseg_cli.core.progress import item_progress
 from genseg_cli.engine.restore import TrainedRun, load_run
 from genseg_cli.evaluation.evaluate import predict_logits, to_labels, to_size
 from genseg_cli.evaluation.export import export_segmenter
-from genseg_cli.stages.arguments import REQUIRED, Arg, parse_key_values
+from genseg_cli.stages.arguments import Arg, parse_key_values
 
 log = logging.getLogger(__name__)
 EXPORTS = ("torchscript", "onnx")
 ARGS = {
-    "run_dir": REQUIRED,
-    "input": REQUIRED,
-    "output": REQUIRED,
-    "export": Arg(None, str, choices=EXPORTS),
-    "threshold": Arg(None, float, minimum=0.0),
-    "device": "auto",
-    "batch_size": Arg(16, int, minimum=1),
+    "run_dir": Arg(help="a finished run; its best segmenter predicts"),
+    "input": Arg(help="a folder of images (2D) or volumes (3D), or one file"),
+    "output": Arg(help="a new or empty folder for the masks"),
+    "export": Arg(
+        None, str, choices=EXPORTS, help="also write the segmenter as model.ts or model.onnx"
+    ),
+    "threshold": Arg(
+        None, float, minimum=0.0, help="binary masks: probability cut (default: the run's, 0.5)"
+    ),
+    "device": Arg("auto", str, help="auto (CUDA when present), cpu, cuda or cuda:N"),
+    "batch_size": Arg(16, int, minimum=1, help="images predicted at once"),
 }
+ABOUT = "Segment new images with a trained run; optionally export the segmenter."
 SHOWN = 10
 
 
@@ -43,7 +48,7 @@ def predict_folder(args: list[str]) -> dict:
     ...                 "output=labels"])
     {'n_masks': 2, 'output': 'labels', 'skipped': {}}
     """
-    opts = parse_key_values("predict", args, ARGS)
+    opts = parse_key_values("predict", args, ARGS, ABOUT)
     source, out = Path(opts.input).expanduser(), Path(opts.output).expanduser()
     if not source.exists():
         raise GensegError(f"input={source} does not exist; give a folder of images or one image")

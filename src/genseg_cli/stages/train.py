@@ -11,6 +11,7 @@ resumable from its last checkpoint, exit code 4.
 from __future__ import annotations
 
 import contextlib
+import io
 import logging
 import os
 import signal
@@ -41,6 +42,7 @@ from genseg_cli.stages.train_checks import (
 )
 
 log = logging.getLogger("genseg.train")
+results_log = logging.getLogger("genseg.results")  # train.log only (conf/hydra/job_logging)
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 HYDRA_FILES = (".hydra/config.yaml", ".hydra/hydra.yaml", ".hydra/overrides.yaml", "train.log")
 RUN_FILES = ("config.yaml", OVERRIDES, "splits.json", "status.json", "tensorboard")
@@ -190,6 +192,9 @@ def train_task(cfg: DictConfig) -> float | None:
             raise
     write_status(run_dir, "done")
     print_results(metrics)
+    recorded = Console(record=True, width=120, file=io.StringIO())
+    print_results(metrics, recorded)
+    results_log.info("results\n%s", recorded.export_text())
     log.info("run directory: %s", run_dir)
     return metrics["test"]["dice_mean"]
 
