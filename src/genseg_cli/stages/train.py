@@ -218,6 +218,11 @@ def check_output_dir(args: list[str]) -> None:
 
 def main(args: list[str]) -> int:
     """Check the arguments, then run the Hydra application with them as its command line."""
+    if any(a in ("-h", "--help") for a in args):
+        from genseg_cli.stages.train_help import train_help
+
+        print(train_help())
+        return 0
     args = resume_arguments(args)
     if not any(a.startswith("-") and a not in ("-m", "--multirun") for a in args):
         check_output_dir(args)
