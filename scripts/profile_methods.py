@@ -34,13 +34,22 @@ from genseg_cli.evaluation.evaluate import evaluate_model
 from genseg_cli.methods.base import (
     GAN_STEP,
     GENERATOR_FORWARD,
+    SAMPLE_WEIGHTS,
     SEGMENTER_UPDATE,
     UNLABELED_PREPARE,
     UPPER_STEP,
 )
 
 DATA = "draw batch"
-PARTS = [DATA, GENERATOR_FORWARD, GAN_STEP, SEGMENTER_UPDATE, UNLABELED_PREPARE, UPPER_STEP]
+PARTS = [
+    DATA,
+    GENERATOR_FORWARD,
+    GAN_STEP,
+    SAMPLE_WEIGHTS,
+    SEGMENTER_UPDATE,
+    UNLABELED_PREPARE,
+    UPPER_STEP,
+]
 
 
 def overrides_of(name: str) -> list[str]:

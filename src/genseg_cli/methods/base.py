@@ -32,6 +32,7 @@ UNLABELED_PREPARE = "unlabeled: pseudo labels"
 GENERATOR_FORWARD = "generator forward"
 GAN_STEP = "generator GAN step"
 UPPER_STEP = "upper step"
+SAMPLE_WEIGHTS = "per-sample weights"
 
 
 @dataclass

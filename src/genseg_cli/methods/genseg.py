@@ -20,10 +20,18 @@ from torch.profiler import record_function
 
 from genseg_cli.core.errors import GensegError
 from genseg_cli.generators.pix2pix import pix2pix_adam
-from genseg_cli.methods.base import GAN_STEP, GENERATOR_FORWARD, UPPER_STEP, TrainingContext
+from genseg_cli.methods.base import (
+    GAN_STEP,
+    GENERATOR_FORWARD,
+    SAMPLE_WEIGHTS,
+    UPPER_STEP,
+    TrainingContext,
+)
 from genseg_cli.methods.synthetic import SyntheticDataMethod
 from genseg_cli.mlo.hypergrad import LowerProblem, hypergradient
 from genseg_cli.mlo.levers import apply_images, apply_masks, build_levers, describe_levers
+from genseg_cli.mlo.sample_weights import MODES as SAMPLE_WEIGHT_MODES
+from genseg_cli.mlo.sample_weights import sample_weights
 from genseg_cli.mlo.synthetic_weight import SyntheticWeight
 
 log = logging.getLogger(__name__)
@@ -84,13 +92,22 @@ class GenSeg(SyntheticDataMethod):
                 "cross activation kinks, and its direction disagrees with the exact hypergradient "
                 "(cosine -0.44..0.29 on JSRT: scripts/hypergrad_accuracy.py); prefer second_order"
             )
+        self.sample_weights = str(mlo.get("sample_weights") or "none")
+        if self.sample_weights not in SAMPLE_WEIGHT_MODES:
+            raise GensegError(
+                f"mlo.sample_weights={self.sample_weights} is not one of "
+                f"{', '.join(SAMPLE_WEIGHT_MODES)}"
+            )
         self.steps_done = 0
-        if not self._has_upper_targets():  # genseg would silently be separate with a moving G
+        if (
+            not self._has_upper_targets() and self.sample_weights == "none"
+        ):  # genseg would silently be separate with a moving G
             raise GensegError(
                 f"method=genseg with generator={self.generator_cfg.get('name')} gives the upper "
                 "level nothing to learn (no architecture weights); set "
                 "mlo.learn_synthetic_weight=true or mlo.generator_weights=true, name levers in "
-                "mlo.levers, use a searchable generator, or train method=separate"
+                "mlo.levers, set mlo.sample_weights=difference, use a searchable generator, or "
+                "train method=separate"
             )
 
     def current_synthetic_weight(self) -> float:
@@ -128,20 +145,43 @@ class GenSeg(SyntheticDataMethod):
         with torch.no_grad():
             synthetic = apply_images(self.levers, synthetic.detach(), draws)
         synthetic = self.jittered(synthetic, self.draw_jitter(new_masks.shape[0]))
+        weight: float | Tensor = self.current_synthetic_weight()
+        if self.sample_weights != "none":
+            with record_function(SAMPLE_WEIGHTS):
+                per_sample, logs = self.reweight(images, masks, synthetic, new_masks, weight)
+            weight = weight * per_sample
+            losses.update(logs)
         losses.update(
             self.segmentation_update(
-                images,
-                masks,
-                synthetic,
-                new_masks,
-                self.current_synthetic_weight(),
-                unlabeled=self.unlabeled_images(batch),
+                images, masks, synthetic, new_masks, weight, unlabeled=self.unlabeled_images(batch)
             )
         )
         if self.steps_done % int(self.mlo.arch_every) == 0 and self._has_upper_targets():
             with record_function(UPPER_STEP):
                 losses.update(self.upper_update(images, masks, drawn_masks, draws))
         return losses
+
+    def reweight(
+        self, images: Tensor, masks: Tensor, synthetic: Tensor, new_masks: Tensor, weight: float
+    ) -> tuple[Tensor, dict[str, float]]:
+        """Per-sample weights (mean 1, or all 0) of this step's synthetic pairs, in fp32 on the
+        whole validation set (`genseg_cli.mlo.sample_weights`), and what history.csv logs."""
+        problem = LowerProblem(
+            self.segmenter, self.loss, (images, masks), new_masks, self.val, weight
+        )
+        self.segmenter.train()
+        per_sample, raw = sample_weights(
+            self.sample_weights,
+            problem,
+            synthetic,
+            float(self.mlo.xi),
+            float(self.mlo.get("sample_weights_radius", 1e-3)),
+        )
+        logs = {
+            "mlo/sample_weight_max": float(per_sample.max()),
+            "mlo/sample_weight_zero": float((per_sample == 0).float().mean()),
+        }
+        return per_sample.to(synthetic.dtype), logs
 
     def stateful(self) -> dict:
         return {

@@ -61,7 +61,10 @@ class LowerProblem:
     autocast: Callable[[], AbstractContextManager] = nullcontext
 
 
-def _call(problem: LowerProblem, params: Params, buffers: Params, images: Tensor) -> Tensor:
+def segmenter_call(
+    problem: LowerProblem, params: Params, buffers: Params, images: Tensor
+) -> Tensor:
+    """The segmenter's logits with substituted weights and buffers, under the autocast."""
     with problem.autocast():
         return functional_call(problem.segmenter, {**params, **buffers}, (images,))
 
@@ -69,7 +72,7 @@ def _call(problem: LowerProblem, params: Params, buffers: Params, images: Tensor
 def train_loss(problem: LowerProblem, params: Params, buffers: Params, synthetic: Tensor) -> Tensor:
     """L_train(W, A) on real + synthetic images, one forward pass (shared batch statistics)."""
     images, masks = problem.real
-    logits = _call(problem, params, buffers, torch.cat([images, synthetic]))
+    logits = segmenter_call(problem, params, buffers, torch.cat([images, synthetic]))
     return real_plus_synthetic_loss(
         problem.loss,
         logits,
@@ -81,10 +84,12 @@ def train_loss(problem: LowerProblem, params: Params, buffers: Params, synthetic
 
 def val_loss(problem: LowerProblem, params: Params, buffers: Params) -> Tensor:
     images, masks = problem.val
-    return problem.loss(_call(problem, params, buffers, images), masks)
+    return problem.loss(segmenter_call(problem, params, buffers, images), masks)
 
 
-def _start(problem: LowerProblem) -> tuple[Params, Params]:
+def start_point(problem: LowerProblem) -> tuple[Params, Params]:
+    """The segmenter's weights as leaves of a new graph, and a copy of its buffers (batch-norm
+    statistics) that look-ahead passes may update without touching the real ones."""
     params = {n: p.detach().requires_grad_(True) for n, p in problem.segmenter.named_parameters()}
     buffers = {n: b.detach().clone() for n, b in problem.segmenter.named_buffers()}
     return params, buffers
@@ -119,7 +124,7 @@ def second_order(
     >>> alphas = generator.arch_parameters()
     >>> grads, lval = second_order(problem, lambda: generator(new_masks), alphas, xi=1e-3)
     """
-    params, buffers = _start(problem)
+    params, buffers = start_point(problem)
     problem, synthetic = _synthetic_pairs(problem, synthesise)
     for _ in range(unroll_steps):
         params = _sgd_step(params, train_loss(problem, params, buffers, synthetic), xi, True)
@@ -144,7 +149,7 @@ def finite_difference(
             "mlo.hypergrad=finite_difference supports mlo.unroll_steps=1 only; "
             "use mlo.hypergrad=second_order for longer unrolls"
         )
-    params, buffers = _start(problem)
+    params, buffers = start_point(problem)
     problem, synthetic = _synthetic_pairs(problem, synthesise)
     # the look-ahead step is constant in the targets; a learned lambda (and lever-made masks)
     # enter it detached, so this backward pass does not free the graph the two shifted passes

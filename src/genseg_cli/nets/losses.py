@@ -14,7 +14,13 @@ import torch.nn.functional as F
 from segmentation_models_pytorch.losses import DiceLoss, SoftBCEWithLogitsLoss
 from torch import Tensor, nn
 
-__all__ = ["GAN_MODES", "GANLoss", "SegmentationLoss", "real_plus_synthetic_loss"]
+__all__ = [
+    "GAN_MODES",
+    "GANLoss",
+    "SegmentationLoss",
+    "per_sample_losses",
+    "real_plus_synthetic_loss",
+]
 
 GAN_MODES = ("vanilla", "lsgan")
 
@@ -76,10 +82,18 @@ class GANLoss(nn.Module):
         return F.mse_loss(prediction, target)
 
 
+def per_sample_losses(loss: nn.Module, logits: Tensor, masks: Tensor) -> Tensor:
+    """The loss of each item on its own (its Dice term over its own pixels), shape (n,)."""
+    return torch.stack([loss(logits[i : i + 1], masks[i : i + 1]) for i in range(len(logits))])
+
+
 def real_plus_synthetic_loss(
     loss: nn.Module, logits: Tensor, masks: Tensor, n_real: int, synthetic_weight: float | Tensor
 ) -> Tensor:
     """L(real) + lambda * L(synthetic) for logits of a batch whose first `n_real` items are real.
+
+    A `synthetic_weight` of shape (n_synthetic,) weighs each synthetic pair's own loss:
+    L(real) + mean_i(w_i * l_i) (per-sample weights, `genseg_cli.mlo.sample_weights`).
 
     >>> loss = SegmentationLoss()
     >>> logits, masks = torch.zeros(3, 1, 4, 4), torch.ones(3, 1, 4, 4)
@@ -89,4 +103,7 @@ def real_plus_synthetic_loss(
     real = loss(logits[:n_real], masks[:n_real])
     if logits.shape[0] == n_real:
         return real
+    if isinstance(synthetic_weight, Tensor) and synthetic_weight.ndim == 1:
+        per_sample = per_sample_losses(loss, logits[n_real:], masks[n_real:])
+        return real + (synthetic_weight * per_sample).mean()
     return real + synthetic_weight * loss(logits[n_real:], masks[n_real:])
