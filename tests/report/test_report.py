@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 
 from genseg_cli.core.errors import GensegError
-from genseg_cli.report.collect import KEYS, collect_runs
+from genseg_cli.report.collect import KEYS
 from genseg_cli.report.summary import (
     aggregate,
     efficiency,
@@ -27,6 +27,7 @@ from genseg_cli.report.summary import (
 )
 from genseg_cli.stages.report import main, rich_table
 from tests.conftest import DATA_DIR
+from tests.report.fake_runs import collect
 
 GENSEG = str(Path(sys.executable).parent / "genseg")
 METHODS, BUDGETS, SEEDS = ("baseline", "baseline_noaug"), (3, 5), (0, 1)
@@ -64,7 +65,7 @@ def metrics_of(sweep: Path, method: str, n: int, seed: int) -> dict:
 
 
 def test_collect_reads_done_runs_and_skips_the_rest(sweep: Path):
-    runs, skipped = collect_runs(sweep)
+    runs, skipped = collect(sweep)
     assert len(runs) == 8 and set(runs.method) == set(METHODS) and set(runs.n_labeled) == {3, 5}
     reasons = {s.path.name: s.reason for s in skipped}
     assert set(reasons) == {"failed", "corrupt", "no_status"}
@@ -84,7 +85,7 @@ def test_collect_follows_symlinked_runs_once(sweep: Path, tmp_path: Path):
     (linked / "again").symlink_to(sweep / "jsrt", target_is_directory=True)  # the same runs
     (linked / "jsrt" / "loop").symlink_to(linked, target_is_directory=True)  # a cycle
     try:
-        runs, skipped = collect_runs(linked)
+        runs, skipped = collect(linked)
     finally:
         (linked / "jsrt" / "loop").unlink()
     assert len(runs) == 8 and not skipped
@@ -106,14 +107,17 @@ def test_report_writes_every_output_with_the_real_means(sweep: Path, tmp_path: P
         assert row.test_dice_mean == pytest.approx(np.mean(dice))
         assert row.test_dice_std == pytest.approx(np.std(dice))  # ddof=0
         assert row.test_iou_mean == pytest.approx(np.mean(iou))
-    md = (tmp_path / "summary.md").read_text().splitlines()
+    # the header names what every run shares (nothing here), then the table
+    text = (tmp_path / "summary.md").read_text()
+    assert text.startswith("shared overrides: none\n")
+    md = [line for line in text.splitlines() if line.startswith("|")]
     assert len(md) == 2 + 4 and "±" in md[2] and "test Dice" in md[0]
     assert len(pd.read_csv(tmp_path / "paired.csv")) == 2
     assert len(pd.read_csv(tmp_path / "efficiency.csv")) == 2
 
 
 def test_paired_differences_match_hand_computed(sweep: Path):
-    runs, _ = collect_runs(sweep)
+    runs, _ = collect(sweep)
     diffs = paired_differences(runs, "baseline")
     assert len(diffs) == 4 and set(diffs.method) == {"baseline_noaug"}
     table = paired(runs, "baseline")
@@ -153,7 +157,7 @@ def test_variants_are_summarised_apart_and_paired_with_their_reference(sweep: Pa
     metrics["test"]["dice_mean"] = 0.5
     (ref / "metrics.json").write_text(json.dumps(metrics))
 
-    runs, skipped = collect_runs(base)
+    runs, skipped = collect(base)
     assert not skipped
     lr, s64 = "baseline_noaug [optim.optimizer.lr=0.01]", "baseline_noaug [data.image_size=64]"
     assert set(runs.method) == {
@@ -186,7 +190,7 @@ def test_ood_sets_become_columns_and_are_paired(sweep: Path, tmp_path: Path):
         m = metrics_of(sweep, method, 3, 0)
         m["ood"] = {"nlm_mc": {**m["test"], "dice_mean": dice, "iou_mean": dice / 2}}
         (tmp_path / method / "metrics.json").write_text(json.dumps(m))
-    runs, skipped = collect_runs(tmp_path)
+    runs, skipped = collect(tmp_path)
     assert not skipped and {"nlm_mc_dice", "nlm_mc_iou"} <= set(runs.columns)
     assert aggregate(runs).nlm_mc_iou_mean.tolist() == [0.25, 0.375]
     assert paired(runs, "baseline").nlm_mc_dice_diff_mean.tolist() == [0.25]
@@ -279,7 +283,7 @@ def test_an_objective_on_unlabeled_images_is_a_method_and_scoring_switches_no_va
         metrics["run"].update(method="baseline+fixmatch", n_unlabeled=176)
         metrics["test"]["dice_mean"] += 0.1
         (run / "metrics.json").write_text(json.dumps(metrics))
-    runs, _ = collect_runs(base)
+    runs, _ = collect(base)
     assert set(runs.method) == {"baseline", "baseline+fixmatch"}
     assert runs.set_index("method").loc["baseline+fixmatch", "n_unlabeled"].tolist() == [176] * 2
     summary = aggregate(runs).set_index("method")
@@ -294,13 +298,16 @@ def test_one_seed_cells_show_no_spread():
     from genseg_cli.stages.report import display_paired, display_summary
 
     summary = pd.DataFrame(
-        [("jsrt", "unet", 9, "baseline", 0.9, 0.0, 1), ("jsrt", "unet", 9, "genseg", 0.9, 0.01, 3)],
+        [
+            ("jsrt", "unet", "profile=cpu", 9, "baseline", 0.9, 0.0, 1),
+            ("jsrt", "unet", "profile=cpu", 9, "genseg", 0.9, 0.01, 3),
+        ],
         columns=[*KEYS, "test_dice_mean", "test_dice_std", "n_seeds"],
     )
     shown = display_summary(summary, ["test_dice"]).iloc[:, -1].tolist()
     assert shown == ["0.9000", "0.9000 ± 0.0100"]
     paired = pd.DataFrame(
-        [("jsrt", "unet", 9, "genseg", "baseline", 1, 0.02, 0.0, 1)],
+        [("jsrt", "unet", "profile=cpu", 9, "genseg", "baseline", 1, 0.02, 0.0, 1)],
         columns=[*KEYS, "reference", "n_pairs", "test_dice_diff_mean", "test_dice_diff_std"]
         + ["test_dice_wins"],
     )

@@ -16,6 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from genseg_cli.core.config import conf_dir
 from genseg_cli.core.errors import GensegError
+from genseg_cli.data.remote import fetch_hint
 
 GENERIC = "folder"
 
@@ -47,19 +48,25 @@ def dataset_root(spec: DictConfig, data_dir: str | Path) -> Path:
 
 
 def require_present(spec: DictConfig, root: Path) -> None:
-    """Fail with the path and the fix when a dataset's folder is missing."""
+    """Fail with the path and the one command that gets the data when a dataset is missing.
+
+    On a fresh machine (`make train` with no datasets yet) this is the first message a user
+    sees, so it names `genseg data download NAME` for public sets and the page plus the exact
+    `genseg data prepare` command for sets behind a registration.
+    """
     marker = root / ("imagesTr" if spec.dims == 3 else "images")
     if marker.is_dir():
         return
     data_dir = root.parent
+    how = fetch_hint(spec, data_dir)
     if not data_dir.is_dir():
         hint = "set GENSEG_DATA_DIR or paths.data_dir to the folder that holds your datasets"
-        raise GensegError(f"data directory {data_dir} does not exist; {hint}")
-    how = (
-        f"run `genseg data prepare {spec.prepare} --src <official download>`"
-        if spec.get("prepare")
-        else "put images/ and masks/ there"
-    )
+        if spec.name == GENERIC:
+            raise GensegError(f"data directory {data_dir} does not exist; {hint}")
+        raise GensegError(
+            f"data directory {data_dir} does not exist; {hint}; to fetch '{spec.name}' into it, "
+            f"{how}"
+        )
     raise GensegError(f"dataset '{spec.name}' not found: {marker} is missing; {how}")
 
 

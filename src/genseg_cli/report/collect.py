@@ -6,38 +6,57 @@ as a `SkippedRun` with the reason, so one broken run never stops a report.
 
 A run trained with extra overrides (an ablation such as `mlo.generator_weights=true`) is a
 variant of its method: its `method` label carries them, `genseg [mlo.generator_weights=true]`,
-so that it is summarised on its own row instead of being averaged with the default runs.
+so that it is summarised on its own row instead of being averaged with the default runs. Which
+overrides count, which are shared by every run (and so named once, not in the labels), the setup
+(profile / experiment) and the start weights: see `genseg_cli.report.grouping`.
+
+Two finished runs of one config (dataset, backbone, setup, budget, method and variant, start
+weights) and one seed are an error naming both folders, unless `duplicates="newest"` keeps the one
+whose metrics.json was written last (the others are listed as skipped).
 """
 
 from __future__ import annotations
 
 import json
-import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import yaml
 
-log = logging.getLogger("genseg.report")
+from genseg_cli.core.errors import GensegError
+from genseg_cli.report.grouping import (
+    BadRunFile,
+    Shared,
+    find_shared,
+    method_label,
+    read_overrides,
+    setup_of,
+    start_weights_of,
+    variant_of,
+    variant_overrides,
+)
 
 RUN_FILES = ("metrics.json", "status.json")
-KEYS = ["dataset", "backbone", "n_labeled", "method"]  # one summary row per combination
+# one summary row per combination; runs of two setups (profile / experiment) never share a row
+KEYS = ["dataset", "backbone", "setup", "n_labeled", "method"]
 ID_COLUMNS = ["dataset", "n_labeled", "method", "backbone", "seed"]
 # after the metrics: the generator diagnostic (test Dice of a segmenter trained on synthetic pairs
 # only; never a column of the paired mean), cost, then what a run is (base_method: `method`
 # without its variant)
-TRAILING = ("tstr", "n_unlabeled", "train_time_s", "variant", "base_method", "run_dir")
-OVERRIDES = "overrides.yaml"  # the command-line overrides a run was trained with
-# overrides that do not make a variant: the identity of a run, the named setups (an experiment or
-# profile fixes the recipe of every method in it), and where things live or how they are shown
-NOT_VARIANT = {"dataset", "n_labeled", "method", "backbone", "seed", "experiment", "profile"}
-NOT_VARIANT |= {"ssl"}  # the objective is part of the method's name (baseline+fixmatch)
-NOT_VARIANT |= {"evaluation.ood"}  # which out-of-domain sets are scored, not how a run trains
-NOT_VARIANT |= {"resume", "trainer.progress", "trainer.num_threads", "trainer.stop_after"}
-NOT_VARIANT_PREFIXES = ("paths.", "hydra", "+hydra", "~hydra")
+TRAILING = (
+    "tstr",
+    "n_unlabeled",
+    "train_time_s",
+    "setup",
+    "start_weights",
+    "variant",
+    "base_method",
+    "run_dir",
+)
+DUPLICATE_RULES = ("error", "newest")
+_OVERRIDES = "_overrides"  # a row's variant-making overrides while the runs are read
 
 
 @dataclass(frozen=True)
@@ -46,6 +65,15 @@ class SkippedRun:
 
     path: Path
     reason: str
+
+
+@dataclass(frozen=True)
+class Collected:
+    """The finished runs (one row each), the runs left out, and what every run shares."""
+
+    runs: pd.DataFrame
+    skipped: list[SkippedRun] = field(default_factory=list)
+    shared: Shared = field(default_factory=Shared)
 
 
 class _Skip(Exception):
@@ -74,7 +102,8 @@ def find_run_dirs(sweep_dir: Path) -> list[Path]:
     return sorted(d for d in found if not any(parent in found for parent in d.parents))
 
 
-def _read_json(path: Path) -> Any:
+def read_json(path: Path) -> Any:
+    """A run's JSON file; _Skip with the reason when it is missing or unreadable."""
     if not path.is_file():
         raise _Skip(f"no {path.name}")
     try:
@@ -83,43 +112,16 @@ def _read_json(path: Path) -> Any:
         raise _Skip(f"{path.name} unreadable: {err}") from None
 
 
-def run_variant(run_dir: Path) -> str:
-    """The overrides that make a run a variant of its method, sorted and space-separated ("" for
-    the method's defaults; also for runs without overrides.yaml).
-
-    >>> run_variant(Path("sweep/ph2_unet_genseg_n40_s0"))  # doctest: +SKIP
-    'mlo.arch_lr=1e-2 mlo.generator_weights=true'
-    """
-    path = run_dir / OVERRIDES
-    if not path.is_file():
-        return ""
-    try:
-        overrides = yaml.safe_load(path.read_text()) or []
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
-        raise _Skip(f"{OVERRIDES} unreadable: {err}") from None
-    if not isinstance(overrides, list):
-        raise _Skip(f"{OVERRIDES} is not a list of overrides")
-    kept = []
-    for override in map(str, overrides):
-        key = override.split("=", 1)[0].lstrip("+~")
-        if key not in NOT_VARIANT and not key.startswith(NOT_VARIANT_PREFIXES):
-            kept.append(override)
-    return " ".join(sorted(kept))
-
-
-def method_label(method: str, variant: str) -> str:
-    """`genseg` or, for a variant, `genseg [mlo.generator_weights=true]`."""
-    return f"{method} [{variant}]" if variant else method
-
-
 def read_run(run_dir: Path) -> dict[str, Any]:
-    """One row of the runs table for a finished run; raises _Skip with the reason otherwise."""
-    status = _read_json(run_dir / "status.json")
+    """One row of the runs table for a finished run; raises _Skip with the reason otherwise.
+    The row's `method` is the base method here: collect_runs adds the variant once it knows what
+    every run shares."""
+    status = read_json(run_dir / "status.json")
     state = status.get("status") if isinstance(status, dict) else None
     if state != "done":
         reason = status.get("reason") if isinstance(status, dict) else None
         raise _Skip(f"status {state}" + (f": {reason}" if reason else ""))
-    metrics = _read_json(run_dir / "metrics.json")
+    metrics = read_json(run_dir / "metrics.json")
     try:
         run, test = metrics["run"], metrics["test"]
         row: dict[str, Any] = {col: run[col] for col in ID_COLUMNS}
@@ -132,15 +134,19 @@ def read_run(run_dir: Path) -> dict[str, Any]:
         row["train_time_s"] = float(metrics["train_time_s"]) + float(
             metrics.get("prepare_time_s") or 0.0
         )
-    except (KeyError, TypeError, ValueError) as err:
+    except (KeyError, TypeError, ValueError, AttributeError) as err:
         raise _Skip(f"metrics.json incomplete: {type(err).__name__} {err}") from None
     tstr = metrics.get("tstr")  # separate/genseg: train on synthetic, test on real
     row["tstr"] = float(tstr["test"]["dice_mean"]) if tstr else float("nan")
     # images used without labels (ssl=...); runs from before the unlabeled stream used none
-    row["n_unlabeled"] = int(metrics["run"].get("n_unlabeled") or 0)
-    row["variant"] = run_variant(run_dir)
-    row["base_method"] = row["method"]
-    row["method"] = method_label(row["method"], row["variant"])
+    row["n_unlabeled"] = int(run.get("n_unlabeled") or 0)
+    try:
+        overrides = read_overrides(run_dir)
+    except BadRunFile as err:
+        raise _Skip(str(err)) from None
+    row["setup"] = setup_of(overrides)
+    row["start_weights"] = start_weights_of(run, run_dir, overrides)
+    row[_OVERRIDES] = variant_overrides(overrides)
     row["run_dir"] = str(run_dir)
     return row
 
@@ -157,11 +163,75 @@ def per_class_columns(test: dict) -> dict[str, float]:
     return columns
 
 
-def collect_runs(sweep_dir: Path | str) -> tuple[pd.DataFrame, list[SkippedRun]]:
-    """Read every run under `sweep_dir`: one row per finished run, plus the skipped runs.
+def _config_key(row: dict[str, Any]) -> tuple:
+    """What makes two runs the same config and seed (before the variant labels exist)."""
+    ids = tuple(row[c] for c in ("dataset", "backbone", "setup", "n_labeled", "method", "seed"))
+    return (*ids, row["start_weights"], row[_OVERRIDES])
 
-    >>> runs, skipped = collect_runs("multirun/2025-01-01")  # doctest: +SKIP
-    >>> runs.columns[:7].tolist()
+
+def _names(paths: list[str]) -> str:
+    return ", ".join(paths[:-1]) + f" and {paths[-1]}"
+
+
+def resolve_duplicates(
+    rows: list[dict[str, Any]], rule: str
+) -> tuple[list[dict[str, Any]], list[SkippedRun]]:
+    """Rows without duplicate (config, seed) runs. rule "error": a GensegError naming the
+    folders; "newest": the run whose metrics.json is newest is kept, the others are skipped."""
+    if rule not in DUPLICATE_RULES:
+        raise GensegError(f"duplicates={rule} is not one of {', '.join(DUPLICATE_RULES)}")
+    groups: dict[tuple, list[dict[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault(_config_key(row), []).append(row)
+    clashes = [g for g in groups.values() if len(g) > 1]
+    if not clashes:
+        return rows, []
+    if rule == "error":
+        first = clashes[0][0]
+        what = (
+            f"{first['dataset']} {first['backbone']} n_labeled={first['n_labeled']} "
+            f"{first['method']} seed={first['seed']}"
+        )
+        more = f" ({len(clashes) - 1} more duplicated config(s))" if len(clashes) > 1 else ""
+        raise GensegError(
+            f"{len(clashes[0])} finished runs of one config and seed ({what}): "
+            f"{_names([r['run_dir'] for r in clashes[0]])}{more}; remove one, report on a "
+            "sub-folder, or pass duplicates=newest to keep the newest"
+        )
+    kept_ids: set[int] = set()
+    skipped = []
+    for group in groups.values():
+        # newest metrics.json wins; the path breaks a tie so that the choice is repeatable
+        newest = max(group, key=lambda r: (_mtime(r["run_dir"]), r["run_dir"]))
+        kept_ids.add(id(newest))
+        for row in group:
+            if row is not newest:
+                reason = f"duplicate of {newest['run_dir']} (older metrics.json; duplicates=newest)"
+                skipped.append(SkippedRun(Path(row["run_dir"]), reason))
+    return [r for r in rows if id(r) in kept_ids], skipped
+
+
+def _mtime(run_dir: str) -> int:
+    return (Path(run_dir) / "metrics.json").stat().st_mtime_ns
+
+
+def label_rows(rows: list[dict[str, Any]]) -> Shared:
+    """Find what every row shares, then give each row its variant and method label (in place)."""
+    setups, weights = (r["setup"] for r in rows), (r["start_weights"] for r in rows)
+    shared = find_shared([r[_OVERRIDES] for r in rows], setups, weights)
+    for row in rows:
+        row["variant"] = variant_of(row.pop(_OVERRIDES), row["start_weights"], shared)
+        row["base_method"] = row["method"]
+        row["method"] = method_label(row["method"], row["variant"])
+    return shared
+
+
+def collect_runs(sweep_dir: Path | str, duplicates: str = "error") -> Collected:
+    """Read every run under `sweep_dir`: one row per finished run, the skipped runs and what every
+    run shares (see genseg_cli.report.grouping). `duplicates`: "error" or "newest" (above).
+
+    >>> collected = collect_runs("multirun/2025-01-01")  # doctest: +SKIP
+    >>> collected.runs.columns[:7].tolist()  # doctest: +SKIP
     ['dataset', 'n_labeled', 'method', 'backbone', 'seed', 'test_dice', 'test_iou']
     """
     rows: list[dict[str, Any]] = []
@@ -171,18 +241,17 @@ def collect_runs(sweep_dir: Path | str) -> tuple[pd.DataFrame, list[SkippedRun]]
             rows.append(read_run(run_dir))
         except _Skip as err:
             skipped.append(SkippedRun(run_dir, str(err)))
+    rows, dropped = resolve_duplicates(rows, duplicates)
+    skipped += dropped
+    shared = label_rows(rows)
     runs = pd.DataFrame(rows)
     if runs.empty:
         columns = [*ID_COLUMNS, "test_dice", "test_iou", *TRAILING]
-        return pd.DataFrame(columns=columns), skipped
+        return Collected(pd.DataFrame(columns=columns), skipped, shared)
     first = [*ID_COLUMNS, "test_dice", "test_iou"]
     # multi-class: Dice/IoU per class, then HD95
     first += sorted(c for c in runs.columns if c.startswith("test_") and c not in first)
     first = [c for c in first if c != "test_hd95"] + (["test_hd95"] if "test_hd95" in first else [])
     ood = sorted(c for c in runs.columns if c not in first)
     ood = [c for c in ood if c not in TRAILING]
-    runs = runs[[*first, *ood, *TRAILING]]
-    dupes = runs.duplicated(ID_COLUMNS, keep=False)
-    if dupes.any():
-        log.warning("%d runs share dataset/budget/method/backbone/seed", int(dupes.sum()))
-    return runs, skipped
+    return Collected(runs[[*first, *ood, *TRAILING]], skipped, shared)

@@ -1,4 +1,10 @@
-"""Aggregate runs over seeds, pair methods with the reference, and measure label efficiency."""
+"""Aggregate runs over seeds, pair methods with the reference, and measure label efficiency.
+
+Runs are grouped by KEYS (dataset, backbone, setup, n_labeled, method with its variant) and paired
+on PAIR_KEYS: two setups (profile / experiment) are never averaged, paired or compared. A variant
+is compared with the reference of the same variant where one was run, else with the reference's
+default runs, in the paired differences and in the label-efficiency table alike.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +15,22 @@ import pandas as pd
 
 from genseg_cli.report.collect import KEYS
 
-PAIR_KEYS = ["dataset", "backbone", "n_labeled", "seed"]
+PAIR_KEYS = ["dataset", "backbone", "setup", "n_labeled", "seed"]
 ONE_BUDGET = "n/a: one budget"
 NOT_METRICS = {*KEYS, "seed", "variant", "base_method", "run_dir", "n_unlabeled"}
+NOT_METRICS |= {"setup", "start_weights"}
+
+
+def with_defaults(frame: pd.DataFrame) -> pd.DataFrame:
+    """`frame` with the grouping columns a hand-made table may lack: one setup, no variants."""
+    missing: dict[str, object] = {}
+    if "setup" not in frame.columns:
+        missing["setup"] = ""
+    if "variant" not in frame.columns:
+        missing["variant"] = ""
+    if "base_method" not in frame.columns:
+        missing["base_method"] = frame["method"] if "method" in frame.columns else ""
+    return frame.assign(**missing) if missing else frame
 
 
 def metric_columns(runs: pd.DataFrame) -> list[str]:
@@ -25,12 +44,14 @@ def dice_columns(runs: pd.DataFrame) -> list[str]:
 
 
 def aggregate(runs: pd.DataFrame) -> pd.DataFrame:
-    """Mean and std over seeds of every metric, per dataset, backbone, n_labeled and method.
+    """Mean and std over seeds of every metric, per dataset, backbone, setup, n_labeled and method
+    (base_method and variant follow, for efficiency()).
 
     The std is the population std (ddof=0), so a single seed gives 0 rather than NaN.
 
     >>> aggregate(runs)[["method", "n_labeled", "test_dice_mean", "n_seeds"]]  # doctest: +SKIP
     """
+    runs = with_defaults(runs)
     metrics = metric_columns(runs)
     groups = runs.groupby(KEYS, sort=True)
     mean = groups[metrics].mean().add_suffix("_mean")
@@ -40,6 +61,7 @@ def aggregate(runs: pd.DataFrame) -> pd.DataFrame:
     table["n_seeds"] = groups.size()
     if "n_unlabeled" in runs.columns:  # images used without labels, shown beside the budget
         table.insert(0, "n_unlabeled", groups["n_unlabeled"].max())
+    table[["base_method", "variant"]] = groups[["base_method", "variant"]].first()
     return table.reset_index()
 
 
@@ -53,9 +75,8 @@ def paired_differences(runs: pd.DataFrame, reference: str = "baseline") -> pd.Da
 
     >>> paired_differences(runs, "baseline")[["method", "seed", "test_dice"]]  # doctest: +SKIP
     """
+    runs = with_defaults(runs)
     dice = dice_columns(runs)
-    if "variant" not in runs.columns:
-        runs = runs.assign(variant="")
     base = runs.base_method  # the method without its variant (collect_runs writes it)
     ref = runs[base == reference][[*PAIR_KEYS, "variant", "method", *dice]]
     ref = ref.rename(columns={"method": "reference"})
@@ -134,32 +155,45 @@ def efficiency_factor(curve: Iterable[tuple[float, float]], target: float, n: fl
 def efficiency(
     summary: pd.DataFrame, method: str = "genseg", reference: str = "baseline"
 ) -> pd.DataFrame:
-    """Label-efficiency factor of `method` over `reference` for each dataset/backbone/budget.
+    """Label-efficiency factor of `method` (and of each of its variants) over `reference`, for
+    each dataset/backbone/setup/budget.
 
     For each budget n with a mean test Dice of `method`, the labels the reference needs to reach
-    that Dice (interpolated on its mean curve) divided by n; "> max" / "<= min" out of range.
+    that Dice (interpolated on its mean curve) divided by n; "> max" / "<= min" out of range,
+    "n/a: one budget" when the reference curve has a single budget. A variant is measured against
+    the reference curve of the same variant where there is one, else the reference's default
+    curve (the `reference` column names the curve used).
 
     >>> efficiency(aggregate(runs), "genseg", "baseline")  # doctest: +SKIP
     """
+    summary = with_defaults(summary)
     rows = []
-    for (dataset, backbone), group in summary.groupby(["dataset", "backbone"], sort=True):
-        ref = group[group.method == reference]
-        curve = list(zip(ref.n_labeled, ref.test_dice_mean, strict=True))
-        if not curve:
-            continue
-        for _, row in group[group.method == method].sort_values("n_labeled").iterrows():
-            needed = labels_needed(curve, row.test_dice_mean)
-            rows.append(
-                {
-                    "dataset": dataset,
-                    "backbone": backbone,
-                    "n_labeled": int(row.n_labeled),
-                    "method": method,
-                    "reference": reference,
-                    "method_test_dice": row.test_dice_mean,
-                    "reference_labels_needed": needed,
-                    "factor": efficiency_factor(curve, row.test_dice_mean, row.n_labeled),
-                }
-            )
-    columns = ["dataset", "backbone", "n_labeled", "method", "reference", "method_test_dice"]
-    return pd.DataFrame(rows, columns=[*columns, "reference_labels_needed", "factor"])
+    for (dataset, backbone, setup), group in summary.groupby(
+        ["dataset", "backbone", "setup"], sort=True
+    ):
+        refs = group[group.base_method == reference]
+        for variant, runs in group[group.base_method == method].groupby("variant", sort=True):
+            ref = refs[refs.variant == variant]
+            if ref.empty:
+                ref = refs[refs.variant == ""]
+            if ref.empty:
+                continue
+            curve = list(zip(ref.n_labeled, ref.test_dice_mean, strict=True))
+            for _, row in runs.sort_values("n_labeled").iterrows():
+                rows.append(
+                    {
+                        "dataset": dataset,
+                        "backbone": backbone,
+                        "setup": setup,
+                        "n_labeled": int(row.n_labeled),
+                        "method": row.method,
+                        "reference": ref.method.iloc[0],
+                        "method_test_dice": row.test_dice_mean,
+                        "reference_labels_needed": labels_needed(curve, row.test_dice_mean),
+                        "factor": efficiency_factor(curve, row.test_dice_mean, row.n_labeled),
+                    }
+                )
+    columns = ["dataset", "backbone", "setup", "n_labeled", "method", "reference"]
+    return pd.DataFrame(
+        rows, columns=[*columns, "method_test_dice", "reference_labels_needed", "factor"]
+    )

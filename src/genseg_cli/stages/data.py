@@ -1,4 +1,10 @@
-"""`genseg data list | check NAME | prepare NAME --src PATH`: the dataset registry at work."""
+"""`genseg data list | check NAME | prepare NAME --src PATH | download NAME`: the registry at work.
+
+Exit codes of `genseg data download`: 0 prepared and valid (or already there), 1 prepared but
+`genseg data check` found problems, 2 a step for the user: a dataset behind a registration (the
+one line printed says where to get it and which `genseg data prepare` to run), a checksum
+mismatch, a network error or another bad request (one-line error).
+"""
 
 from __future__ import annotations
 
@@ -11,6 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from genseg_cli.core.errors import DataContractError, GensegError
+from genseg_cli.data import remote
 from genseg_cli.data.codecs import codec_for
 from genseg_cli.data.contract import ContractReport
 from genseg_cli.data.io import read_split_table
@@ -24,6 +31,7 @@ from genseg_cli.data.registry import (
 from genseg_cli.data.unlabeled import UNLABELED_DIR, extra_images
 
 console = Console()
+MANUAL = 2  # exit code of `genseg data download` for a dataset the user must fetch by hand
 
 
 def default_data_dir() -> str:
@@ -47,15 +55,19 @@ def list_datasets(data_dir: str) -> int:
         table.add_column(column, no_wrap=True, min_width=len(column))
     if with_task:
         table.add_column("task")
+    downloadable = False
     for name in dataset_names():
         spec = dataset_spec(name)
         if spec.name == GENERIC:
             continue  # not a dataset of its own: the line below the table
         root, codec = dataset_root(spec, data_dir), codec_for(spec.dims)
         present = codec.is_present(root)
+        # "no*": absent but `genseg data download` fetches it (a marker, not a column: 80 wide)
+        fetchable = not present and remote.is_downloadable(spec)
+        downloadable = downloadable or fetchable
         table.add_row(
             name,
-            "[green]yes[/green]" if present else "[dim]no[/dim]",
+            "[green]yes[/green]" if present else "[dim]no*[/dim]" if fetchable else "[dim]no[/dim]",
             str(codec.count_pairs(root)) if present else "-",
             "official" if present and read_split_table(root) else "seeded" if present else "-",
             ",".join(map(str, spec.label_budgets)),
@@ -64,6 +76,11 @@ def list_datasets(data_dir: str) -> int:
             *([spec.task] if with_task else []),
         )
     console.print(table)
+    if downloadable:
+        console.print(
+            "no*: not here, and `genseg data download NAME` fetches it",
+            highlight=False,
+        )
     console.print(
         f"{GENERIC}: any folder with images/ and masks/: genseg train dataset={GENERIC} "
         "dataset.root=PATH (check it with genseg data check folder --root PATH)",
@@ -139,12 +156,68 @@ def prepare(
     return 0
 
 
+def download(
+    name: str,
+    to: str,
+    keep_archive: bool,
+    overwrite: bool,
+    max_size: int | None,
+    url: str | None,
+) -> int:
+    """Fetch, verify, prepare and check one dataset; see the module docstring for exit codes."""
+    from genseg_cli.data.download import download_dataset, resolve_plan, unverified
+
+    spec = dataset_spec(name)
+    target = Path(to).expanduser().resolve()
+    dst = target / name
+    if codec_for(spec.dims).is_present(dst) and not overwrite:
+        console.print(
+            f"{name} is already in {dst}; nothing downloaded (--overwrite fetches it again)",
+            highlight=False,
+            soft_wrap=True,
+        )
+        return 0
+    plan = remote.download_plan(spec)
+    if isinstance(plan, remote.ManualPlan):
+        # not an error: what the user does next, on one line even at 80 columns
+        console.print(
+            f"{name} cannot be downloaded by genseg: {plan.instruction(target)}",
+            highlight=False,
+            soft_wrap=True,
+        )
+        return MANUAL
+    public = resolve_plan(name, url)
+    for warning in unverified(public):
+        console.print(f"[yellow]warning:[/yellow] {warning}", highlight=False, soft_wrap=True)
+    result = download_dataset(
+        name,
+        target,
+        plan=public,
+        overwrite=overwrite,
+        keep_archive=keep_archive,
+        max_size=max_size,
+    )
+    for warning in result.warnings:
+        console.print(f"[yellow]warning:[/yellow] {warning}", highlight=False, soft_wrap=True)
+    where = ", ".join(str(p) for p in result.archives)
+    console.print(
+        f"downloaded and prepared {result.n_pairs} pairs of {name} in {result.dst}"
+        f"{' (with the official split)' if result.has_split else ''}; archive "
+        f"{'kept in ' + where if result.archives_kept else 'deleted (--keep-archive keeps it)'}",
+        highlight=False,
+        soft_wrap=True,
+    )
+    return check(name, str(target), None)
+
+
 def parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
         "--data-dir", help="folder of datasets (default: paths.data_dir, GENSEG_DATA_DIR)"
     )
-    p = argparse.ArgumentParser(prog="genseg data", description="list, check and prepare datasets")
+    p = argparse.ArgumentParser(
+        prog="genseg data", description="list, check, prepare and download datasets"
+    )
     sub = p.add_subparsers(dest="command", required=True)
     sub.add_parser(
         "list", parents=[common], help="every registered dataset, whether present, pairs"
@@ -166,11 +239,32 @@ def parser() -> argparse.ArgumentParser:
     pr.add_argument("--dst", help="output folder (default: <data-dir>/<name>)")
     pr.add_argument("--max-size", type=int, help="resize so the long side is at most this")
     pr.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
+    d = sub.add_parser(
+        "download",
+        parents=[common],
+        help="fetch a public dataset's official archive, verify, prepare and check it",
+        description="exit 0: done; 1: check found problems; 2: a manual download is needed "
+        "(the line printed says where and what to run) or a download/checksum error",
+    )
+    d.add_argument("name")
+    d.add_argument("--to", help="folder of datasets to put it in (default: --data-dir)")
+    d.add_argument(
+        "--keep-archive",
+        action="store_true",
+        help="keep the archive in <DIR>/.downloads (default: deleted after a successful prepare)",
+    )
+    d.add_argument("--overwrite", action="store_true", help="replace an existing dataset folder")
+    d.add_argument("--max-size", type=int, help="resize so the long side is at most this")
+    # a mirror of a single-archive dataset; its checksum is still checked
+    d.add_argument("--url", help=argparse.SUPPRESS)
     return p
 
 
 def main(args: list[str]) -> int:
     ns = parser().parse_args(args)
+    if ns.command == "download":  # --to needs no composed config
+        to = ns.to or ns.data_dir or default_data_dir()
+        return download(ns.name, to, ns.keep_archive, ns.overwrite, ns.max_size, ns.url)
     data_dir = ns.data_dir or default_data_dir()
     if ns.command == "list":
         return list_datasets(data_dir)

@@ -1,7 +1,10 @@
-"""`genseg report sweep_dir=DIR [out=DIR] [reference=baseline] [method=genseg]`.
+"""`genseg report sweep_dir=DIR [out=DIR] [reference=baseline] [method=genseg] [duplicates=error]`.
 
 Gathers the finished runs under a sweep directory into tables (CSV, Markdown, LaTeX), paired
-differences to the reference method, label-efficiency factors and Dice-versus-labels figures.
+differences to the reference method, label-efficiency factors, Dice-versus-labels figures and
+paired-difference figures. What every run shares (overrides, setup, start weights) is written
+once, as the header of summary.md and paired.md and above the terminal tables; the grouping
+rules are in genseg_cli.report.grouping.
 """
 
 from __future__ import annotations
@@ -15,21 +18,42 @@ from rich.table import Table
 from rich.text import Text
 
 from genseg_cli.core.errors import GensegError
-from genseg_cli.report.collect import KEYS, SkippedRun, collect_runs
-from genseg_cli.report.figures import dice_vs_labels
-from genseg_cli.report.summary import aggregate, dice_columns, efficiency, metric_columns, paired
-from genseg_cli.stages.arguments import parse_key_values
+from genseg_cli.report.collect import DUPLICATE_RULES, KEYS, SkippedRun, collect_runs
+from genseg_cli.report.figures import dice_vs_labels, paired_figure, series_colors
+from genseg_cli.report.grouping import Shared
+from genseg_cli.report.summary import (
+    aggregate,
+    dice_columns,
+    efficiency,
+    metric_columns,
+    paired,
+    paired_differences,
+)
+from genseg_cli.stages.arguments import Arg, parse_key_values
 
 log = logging.getLogger("genseg.report")
 
 KINDS = {"dice": "Dice", "iou": "IoU", "hd95": "HD95 (mm)"}
-DEFAULTS = {"sweep_dir": None, "out": None, "reference": "baseline", "method": "genseg"}
+DEFAULTS = {
+    "sweep_dir": None,
+    "out": None,
+    "reference": "baseline",
+    "method": "genseg",
+    "duplicates": Arg("error", str, choices=DUPLICATE_RULES),
+}
 USAGE = (
-    "usage: genseg report sweep_dir=DIR [out=DIR] [reference=baseline] [method=genseg]\n"
-    "  sweep_dir  folder searched (recursively) for run directories\n"
-    "  out        where tables and figures go (default: <sweep_dir>/report)\n"
-    "  reference  method that paired differences and label efficiency compare against\n"
-    "  method     method whose label-efficiency factor over the reference is computed"
+    "usage: genseg report sweep_dir=DIR [out=DIR] [reference=baseline] [method=genseg]"
+    " [duplicates=error]\n"
+    "  sweep_dir   folder searched (recursively) for run directories\n"
+    "  out         where tables and figures go (default: <sweep_dir>/report)\n"
+    "  reference   method that paired differences and label efficiency compare against\n"
+    "  method      method whose label-efficiency factor over the reference is computed (and of\n"
+    "              each of its variants)\n"
+    "  duplicates  two finished runs of one config and seed: error (default; names both\n"
+    "              folders) or newest (keeps the run whose metrics.json is newest, lists the\n"
+    "              others as skipped)\n"
+    "Overrides given to every run are named once in the header, not in method labels; runs of\n"
+    "different profiles/experiments (the setup column) are never averaged or paired together."
 )
 
 
@@ -59,10 +83,18 @@ def fmt(value: object, digits: int = 4) -> str:
     return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
 
 
-def display_summary(summary: pd.DataFrame, metrics: list[str]) -> pd.DataFrame:
+def shown_keys(shared: Shared | None = None) -> list[str]:
+    """The key columns a displayed table shows: the setup only where runs have several (one
+    setup is named in the header instead)."""
+    return [k for k in KEYS if not (k == "setup" and (shared is None or shared.one_setup))]
+
+
+def display_summary(
+    summary: pd.DataFrame, metrics: list[str], shared: Shared | None = None
+) -> pd.DataFrame:
     """Summary as strings: one 'mean ± std' column (4 decimals) per metric; one seed: the
     mean alone (a std of one value says nothing)."""
-    shown = summary[[*KEYS, "n_seeds"]].astype(str)
+    shown = summary[[*shown_keys(shared), "n_seeds"]].astype(str)
     for m in metrics:
         shown[label(m)] = [
             "-" if pd.isna(a) else f"{a:.4f}" if n == 1 else f"{a:.4f} ± {b:.4f}"
@@ -73,9 +105,11 @@ def display_summary(summary: pd.DataFrame, metrics: list[str]) -> pd.DataFrame:
     return shown
 
 
-def display_paired(table: pd.DataFrame, dice: list[str]) -> pd.DataFrame:
+def display_paired(
+    table: pd.DataFrame, dice: list[str], shared: Shared | None = None
+) -> pd.DataFrame:
     """Paired table as strings: '+mean ± std (wins/pairs)' per Dice column."""
-    shown = table[[*KEYS, "reference", "n_pairs"]].astype(str)
+    shown = table[[*shown_keys(shared), "reference", "n_pairs"]].astype(str)
     for d in dice:
         shown[f"Δ {label(d)}"] = [
             "-"
@@ -94,21 +128,25 @@ def display_paired(table: pd.DataFrame, dice: list[str]) -> pd.DataFrame:
     return shown
 
 
-def markdown(frame: pd.DataFrame) -> str:
-    """A GitHub Markdown table of a frame of strings."""
-    lines = ["| " + " | ".join(frame.columns) + " |", "|" + "---|" * len(frame.columns)]
+def markdown(frame: pd.DataFrame, header: list[str] | None = None) -> str:
+    """A GitHub Markdown table of a frame of strings, after the header lines (one paragraph
+    each: what every run shares)."""
+    lines = [line for text in header or [] for line in (text, "")]
+    lines += ["| " + " | ".join(frame.columns) + " |", "|" + "---|" * len(frame.columns)]
     lines += ["| " + " | ".join(map(str, row)) + " |" for row in frame.itertuples(index=False)]
     return "\n".join(lines) + "\n"
 
 
-def write_latex(frame: pd.DataFrame, path: Path) -> None:
-    """LaTeX table via pandas (needs jinja2); a warning instead of a crash when it fails."""
+def write_latex(frame: pd.DataFrame, path: Path, header: list[str] | None = None) -> None:
+    """LaTeX table via pandas (needs jinja2), the header lines as comments; a warning instead
+    of a crash when it fails."""
     try:
         tex = frame.to_latex(index=False, escape=True)
     except Exception as err:  # jinja2 missing or a pandas quirk: the other outputs still matter
         log.warning("skipped %s: %s", path.name, err)
         return
-    path.write_text(tex.replace("±", r"$\pm$").replace("Δ", r"$\Delta$"))
+    comments = "".join(f"% {line}\n" for line in header or [])
+    path.write_text(comments + tex.replace("±", r"$\pm$").replace("Δ", r"$\Delta$"))
 
 
 def rich_table(frame: pd.DataFrame, title: str) -> Table:
@@ -116,7 +154,7 @@ def rich_table(frame: pd.DataFrame, title: str) -> Table:
     `genseg [mlo.generator_weights=true]` would otherwise be read as rich markup and vanish."""
     table = Table(title=title)
     for column in frame.columns:
-        left = column in (*KEYS[:2], "method", "reference")
+        left = column in (*KEYS[:3], "method", "reference")
         table.add_column(
             column, justify="left" if left else "right", overflow="fold" if left else "ellipsis"
         )
@@ -128,6 +166,16 @@ def rich_table(frame: pd.DataFrame, title: str) -> Table:
 def skipped_message(skipped: list[SkippedRun], limit: int = 5) -> str:
     shown = "; ".join(f"{s.path}: {s.reason}" for s in skipped[:limit])
     return shown + (f"; ... {len(skipped) - limit} more" if len(skipped) > limit else "")
+
+
+def write_figures(out: Path, summary: pd.DataFrame, diffs: pd.DataFrame, reference: str) -> None:
+    """dice_vs_labels_<dataset>.png and, where there are pairs, paired_<dataset>.png."""
+    for dataset in sorted(summary.dataset.unique()):
+        colors = series_colors(summary, dataset)  # one colour per method in both figures
+        dice_vs_labels(summary, dataset, out / f"dice_vs_labels_{dataset}.png", colors)
+        path = out / f"paired_{dataset}.png"
+        if paired_figure(diffs, dataset, path, reference, colors) is None:
+            path.unlink(missing_ok=True)  # an earlier report's figure would no longer be true
 
 
 def main(args: list[str]) -> int:
@@ -143,42 +191,51 @@ def main(args: list[str]) -> int:
     out = Path(opts["out"]) if opts["out"] else sweep / "report"
     reference, method = opts["reference"], opts["method"]
 
-    runs, skipped = collect_runs(sweep)
+    collected = collect_runs(sweep, duplicates=str(opts["duplicates"]))
+    runs, skipped, shared = collected.runs, collected.skipped, collected.shared
     if runs.empty:
         detail = f" ({len(skipped)} skipped: {skipped_message(skipped)})" if skipped else ""
         raise GensegError(f"no finished runs under {sweep}{detail}")
     summary = aggregate(runs)
+    diffs = paired_differences(runs, reference)
     pairs = paired(runs, reference)
     factors = efficiency(summary, method, reference)
     metrics, dice = metric_columns(runs), dice_columns(runs)
-    shown, shown_pairs = display_summary(summary, metrics), display_paired(pairs, dice)
+    shown = display_summary(summary, metrics, shared)
+    shown_pairs = display_paired(pairs, dice, shared)
+    header = shared.header()
 
     out.mkdir(parents=True, exist_ok=True)
     runs.to_csv(out / "runs.csv", index=False)
     summary.to_csv(out / "summary.csv", index=False)
-    (out / "summary.md").write_text(markdown(shown))
-    write_latex(shown, out / "summary.tex")
+    (out / "summary.md").write_text(markdown(shown, header))
+    write_latex(shown, out / "summary.tex", header)
     pairs.to_csv(out / "paired.csv", index=False)
-    (out / "paired.md").write_text(markdown(shown_pairs))
+    diffs.to_csv(out / "paired_seeds.csv", index=False)
+    (out / "paired.md").write_text(markdown(shown_pairs, header))
     factors.to_csv(out / "efficiency.csv", index=False)
     skipped_frame = pd.DataFrame(
         [(str(s.path), s.reason) for s in skipped], columns=["path", "reason"]
     )
     skipped_frame.to_csv(out / "skipped.csv", index=False)
-    for dataset in sorted(summary.dataset.unique()):
-        dice_vs_labels(summary, dataset, out / f"dice_vs_labels_{dataset}.png")
+    write_figures(out, summary, diffs, reference)
     if pairs.empty:
         log.warning("no runs of reference method '%s' to pair with; paired.csv is empty", reference)
     if factors.empty:
         log.warning("no label-efficiency factors: need runs of '%s' and '%s'", method, reference)
 
     console = Console()
+    for line in header:
+        console.print(line, highlight=False, markup=False)
     console.print(rich_table(shown, f"{len(runs)} finished runs under {sweep}"))
     if not pairs.empty:
         console.print(rich_table(shown_pairs, f"paired differences to {reference}"))
     if not factors.empty:
         title = f"label efficiency of {method} over {reference}"
-        console.print(rich_table(factors.map(fmt), title))
+        shown_factors = factors[
+            [c for c in factors.columns if c in shown_keys(shared) or c not in KEYS]
+        ]
+        console.print(rich_table(shown_factors.map(fmt), title))
     if skipped:
         console.print(f"[yellow]{len(skipped)} skipped run(s):[/yellow]")
         for s in skipped:
