@@ -27,6 +27,8 @@ import pandas as pd
 
 from genseg_cli.core.errors import GensegError
 from genseg_cli.report.grouping import (
+    DEFAULT_SETUP,
+    SCRATCH,
     BadRunFile,
     Shared,
     find_shared,
@@ -255,3 +257,37 @@ def collect_runs(sweep_dir: Path | str, duplicates: str = "error") -> Collected:
     ood = sorted(c for c in runs.columns if c not in first)
     ood = [c for c in ood if c not in TRAILING]
     return Collected(runs[[*first, *ood, *TRAILING]], skipped, shared)
+
+
+def collect_from_csv(path: Path | str) -> Collected:
+    """The runs table of an earlier report (its runs.csv, e.g. one committed under results/), so
+    that summaries, pairs and figures can be rebuilt by the current code after the run folders
+    are gone. Columns that older reports did not write take their defaults (setup: the default
+    profile, start weights: none, no variant); the overrides shared by every run were not
+    recorded in runs.csv, so the header cannot name them."""
+    path = Path(path)
+    try:
+        runs = pd.read_csv(path, keep_default_na=False, na_values=[""])
+    except (OSError, UnicodeDecodeError, pd.errors.ParserError) as err:
+        raise GensegError(f"runs_csv={path} cannot be read: {err}") from None
+    missing = [
+        c
+        for c in ("dataset", "n_labeled", "method", "backbone", "seed", "test_dice")
+        if c not in runs.columns
+    ]
+    if missing:
+        raise GensegError(
+            f"runs_csv={path} is not a runs table of genseg report: no column {missing[0]}"
+        )
+    runs["variant"] = runs.get("variant", pd.Series("", index=runs.index)).fillna("").astype(str)
+    if "base_method" not in runs.columns:
+        runs["base_method"] = runs["method"]
+    defaults = {"setup": DEFAULT_SETUP, "start_weights": SCRATCH, "n_unlabeled": 0}
+    for column, value in defaults.items():
+        if column not in runs.columns:
+            runs[column] = value
+    if "tstr" not in runs.columns:
+        runs["tstr"] = float("nan")
+    shared = find_shared([], runs["setup"].astype(str), runs["start_weights"].astype(str))
+    first = [c for c in runs.columns if c not in TRAILING]
+    return Collected(runs[[*first, *[c for c in TRAILING if c in runs.columns]]], [], shared)

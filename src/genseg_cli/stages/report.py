@@ -13,12 +13,20 @@ import logging
 from pathlib import Path
 
 import pandas as pd
+from rich import box
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
 from genseg_cli.core.errors import GensegError
-from genseg_cli.report.collect import DUPLICATE_RULES, KEYS, SkippedRun, collect_runs
+from genseg_cli.report.collect import (
+    DUPLICATE_RULES,
+    KEYS,
+    Collected,
+    SkippedRun,
+    collect_from_csv,
+    collect_runs,
+)
 from genseg_cli.report.figures import dice_vs_labels, paired_figure, series_colors
 from genseg_cli.report.grouping import Shared
 from genseg_cli.report.summary import (
@@ -36,6 +44,7 @@ log = logging.getLogger("genseg.report")
 KINDS = {"dice": "Dice", "iou": "IoU", "hd95": "HD95 (mm)"}
 DEFAULTS = {
     "sweep_dir": None,
+    "runs_csv": None,
     "out": None,
     "reference": "baseline",
     "method": "genseg",
@@ -44,7 +53,10 @@ DEFAULTS = {
 USAGE = (
     "usage: genseg report sweep_dir=DIR [out=DIR] [reference=baseline] [method=genseg]"
     " [duplicates=error]\n"
+    "       genseg report runs_csv=FILE out=DIR [reference=...] [method=...]\n"
     "  sweep_dir   folder searched (recursively) for run directories\n"
+    "  runs_csv    instead of sweep_dir: rebuild the report from an earlier report's runs.csv\n"
+    "              (e.g. one committed under results/, after the run folders are gone)\n"
     "  out         where tables and figures go (default: <sweep_dir>/report)\n"
     "  reference   method that paired differences and label efficiency compare against\n"
     "  method      method whose label-efficiency factor over the reference is computed (and of\n"
@@ -149,14 +161,24 @@ def write_latex(frame: pd.DataFrame, path: Path, header: list[str] | None = None
     path.write_text(comments + tex.replace("±", r"$\pm$").replace("Δ", r"$\Delta$"))
 
 
+# shorter headers for the terminal (the files keep the full names)
+TERSE = {"n_labeled": "n", "n_seeds": "seeds", "n_pairs": "pairs", "backbone": "net"}
+
+
 def rich_table(frame: pd.DataFrame, title: str) -> Table:
     """The frame as a terminal table. Cells are plain Text: a variant label such as
     `genseg [mlo.generator_weights=true]` would otherwise be read as rich markup and vanish."""
-    table = Table(title=title)
+    table = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False)
     for column in frame.columns:
         left = column in (*KEYS[:3], "method", "reference")
+        longest = max([len(str(v)) for v in frame[column]] + [1])
+        # values keep their width (a long variant label folds at 40); headers wrap instead
         table.add_column(
-            column, justify="left" if left else "right", overflow="fold" if left else "ellipsis"
+            Text(TERSE.get(column, column), overflow="fold"),
+            justify="left" if left else "right",
+            overflow="fold",
+            no_wrap=longest <= 40,
+            min_width=min(longest, 40),
         )
     for row in frame.itertuples(index=False):
         table.add_row(*(Text(str(value)) for value in row))
@@ -178,20 +200,33 @@ def write_figures(out: Path, summary: pd.DataFrame, diffs: pd.DataFrame, referen
             path.unlink(missing_ok=True)  # an earlier report's figure would no longer be true
 
 
-def main(args: list[str]) -> int:
-    if any(a in ("-h", "--help", "help") for a in args):
-        print(USAGE)
-        return 0
-    opts = parse_args(args)
+def collect(opts: dict[str, str | None]) -> tuple[Collected, Path, Path]:
+    """The runs (from sweep_dir's run folders, or runs_csv), where they came from, and `out`."""
+    if opts["runs_csv"]:
+        if opts["sweep_dir"]:
+            raise GensegError("give genseg report sweep_dir=DIR or runs_csv=FILE, not both")
+        source = Path(opts["runs_csv"])
+        if not source.is_file():
+            raise GensegError(f"runs_csv={source} is not a file")
+        if not opts["out"]:
+            raise GensegError("genseg report runs_csv=FILE needs out=DIR (where tables go)")
+        return collect_from_csv(source), source, Path(opts["out"])
     if not opts["sweep_dir"]:
         raise GensegError("genseg report needs sweep_dir=DIR (the folder holding the runs)")
     sweep = Path(opts["sweep_dir"])
     if not sweep.is_dir():
         raise GensegError(f"sweep_dir {sweep} is not a directory")
     out = Path(opts["out"]) if opts["out"] else sweep / "report"
-    reference, method = opts["reference"], opts["method"]
+    return collect_runs(sweep, duplicates=str(opts["duplicates"])), sweep, out
 
-    collected = collect_runs(sweep, duplicates=str(opts["duplicates"]))
+
+def main(args: list[str]) -> int:
+    if any(a in ("-h", "--help", "help") for a in args):
+        print(USAGE)
+        return 0
+    opts = parse_args(args)
+    collected, sweep, out = collect(opts)
+    reference, method = opts["reference"], opts["method"]
     runs, skipped, shared = collected.runs, collected.skipped, collected.shared
     if runs.empty:
         detail = f" ({len(skipped)} skipped: {skipped_message(skipped)})" if skipped else ""
@@ -204,6 +239,8 @@ def main(args: list[str]) -> int:
     shown = display_summary(summary, metrics, shared)
     shown_pairs = display_paired(pairs, dice, shared)
     header = shared.header()
+    if opts["runs_csv"]:  # runs.csv does not record the overrides every run shared
+        header[0] = f"shared overrides: not recorded (rebuilt from {opts['runs_csv']})"
 
     out.mkdir(parents=True, exist_ok=True)
     runs.to_csv(out / "runs.csv", index=False)
@@ -227,9 +264,19 @@ def main(args: list[str]) -> int:
     console = Console()
     for line in header:
         console.print(line, highlight=False, markup=False)
-    console.print(rich_table(shown, f"{len(runs)} finished runs under {sweep}"))
+    # the terminal shows the Dice columns; IoU, HD95, tstr and train time are in summary.md
+    terse = shown[
+        [c for c in shown.columns if not c.endswith((" IoU", "(s)", "HD95 (mm)", "tstr"))]
+    ]
+    console.print(
+        rich_table(terse, f"{len(runs)} finished runs under {sweep} (all columns: summary.md)")
+    )
     if not pairs.empty:
-        console.print(rich_table(shown_pairs, f"paired differences to {reference}"))
+        # the reference is in the title; its column only when a variant has its own
+        terse_pairs = shown_pairs
+        if shown_pairs["reference"].nunique() == 1:
+            terse_pairs = shown_pairs.drop(columns="reference")
+        console.print(rich_table(terse_pairs, f"paired differences to {reference}"))
     if not factors.empty:
         title = f"label efficiency of {method} over {reference}"
         shown_factors = factors[
