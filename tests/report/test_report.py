@@ -256,7 +256,7 @@ def test_cli_report(sweep: Path):
     bad = genseg("report", f"sweep_dir={sweep}", "bogus=1")
     assert bad.returncode == 2
     assert "unknown argument 'bogus'" in bad.stderr
-    assert "sweep_dir, out, reference, method" in bad.stderr
+    assert "sweep_dir, runs_csv, out, reference, method" in bad.stderr
 
 
 def test_terminal_tables_show_variant_labels_whole():
