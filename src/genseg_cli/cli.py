@@ -21,7 +21,7 @@ STAGES = {
     "predict": "segment new images with a trained run; export TorchScript/ONNX",
     "report": "gather runs into tables and Dice-versus-labels figures",
     "runs": "list the runs under a folder: status, dataset, method, budget, seed, test Dice",
-    "data": "list, check and prepare datasets (data list | check NAME | prepare NAME --src PATH)",
+    "data": "list, check, prepare and download datasets (list | check | prepare | download NAME)",
 }
 HYDRA_STAGES = {"train"}
 err_console = Console(stderr=True)
