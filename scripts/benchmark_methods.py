@@ -10,6 +10,7 @@ the cost of the updates, not of reading and augmenting images.
     python scripts/benchmark_methods.py                       # jsrt, CPU profile, all methods
     python scripts/benchmark_methods.py --methods baseline genseg+fixmatch dataset=busi
     python scripts/benchmark_methods.py --steps 40 dataset=ph2 mlo.hypergrad=finite_difference
+    python scripts/benchmark_methods.py --methods genseg genseg:mlo.sample_weights=difference
 
 More flags (a plain run without them behaves as above):
 
@@ -80,9 +81,12 @@ class Row:
 
 
 def overrides_of(name: str) -> list[str]:
-    """`genseg+fixmatch` -> method=genseg ssl=fixmatch, without pre-training."""
+    """`genseg+fixmatch` -> method=genseg ssl=fixmatch, without pre-training; a variant's own
+    overrides follow a colon, comma-separated:
+    `genseg:mlo.sample_weights=difference` -> method=genseg ssl=none mlo.sample_weights=..."""
+    name, _, extra = name.partition(":")
     method, _, objective = name.partition("+")
-    out = [f"method={method}", f"ssl={objective or 'none'}"]
+    out = [f"method={method}", f"ssl={objective or 'none'}", *filter(None, extra.split(","))]
     return out if method == "baseline" else [*out, "method.pretrain.steps=0"]
 
 
