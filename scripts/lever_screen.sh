@@ -12,5 +12,6 @@ export METHODS=${METHODS:-"method=baseline; method=separate; method=genseg;
   method=genseg mlo.levers=[appearance]; method=genseg mlo.levers=[mask_warp];
   method=genseg mlo.generator_weights=true mlo.trust_region=1.0 mlo.arch_lr=1e-2;
   method=genseg generator.model.arch_temperature=0.2 mlo.arch_lr=1e-2;
-  method=genseg mlo.learn_synthetic_weight=true"}
+  method=genseg mlo.learn_synthetic_weight=true;
+  method=genseg mlo.sample_weights=difference"}
 exec bash "$(dirname "$0")/screen.sh"
