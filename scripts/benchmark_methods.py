@@ -40,21 +40,20 @@ import csv
 import importlib.util
 import itertools
 import os
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from method_setup import overrides_of, prepare, run_data, runtime_of
 from rich.console import Console
 from rich.table import Table
 
 from genseg_cli.core.config import compose
-from genseg_cli.core.runtime import resolve_runtime, seed_everything
+from genseg_cli.core.runtime import seed_everything
 from genseg_cli.data.registry import dataset_root
-from genseg_cli.data.run_data import load_run_data
 from genseg_cli.data.streams import UNLABELED
-from genseg_cli.engine.loop import build_method, training_context
+from genseg_cli.engine.loop import build_method
 from genseg_cli.engine.streams import step_batches
 
 METHODS = [
@@ -78,16 +77,6 @@ class Row:
     n_labeled: int
     n_unlabeled: str  # "–" where the method reads no unlabeled images
     skipped: str = ""
-
-
-def overrides_of(name: str) -> list[str]:
-    """`genseg+fixmatch` -> method=genseg ssl=fixmatch, without pre-training; a variant's own
-    overrides follow a colon, comma-separated:
-    `genseg:mlo.sample_weights=difference` -> method=genseg ssl=none mlo.sample_weights=..."""
-    name, _, extra = name.partition(":")
-    method, _, objective = name.partition("+")
-    out = [f"method={method}", f"ssl={objective or 'none'}", *filter(None, extra.split(","))]
-    return out if method == "baseline" else [*out, "method.pretrain.steps=0"]
 
 
 def synchronize() -> None:
@@ -134,24 +123,13 @@ class Bench:
 
     def compose(self, name: str, extra: list[str]):
         cfg = compose("train", [*overrides_of(name), *self.args.overrides, *extra])
-        self.cfg = cfg
-        self.runtime = resolve_runtime(
-            cfg.trainer.device, cfg.trainer.precision, cfg.trainer.channels_last
-        )
+        self.cfg, self.runtime = cfg, runtime_of(cfg)
         return cfg
 
     def run_data(self, cfg):
         key = (int(cfg.n_labeled), cfg.get("n_unlabeled"))
         if key not in self.data:
-            self.data[key] = load_run_data(
-                cfg.dataset,
-                cfg.paths.data_dir,
-                int(cfg.n_labeled),
-                0,
-                float(cfg.val_fraction),
-                with_ood=False,
-                n_unlabeled=cfg.get("n_unlabeled"),
-            )
+            self.data[key] = run_data(cfg)
         return self.data[key]
 
     def time_method(self, name: str, extra: list[str]) -> list[Row]:
@@ -165,8 +143,7 @@ class Bench:
         if reads_unlabeled and not data.splits.unlabeled:
             # a run would refuse this configuration (nothing to learn from), so no time to show
             return [Row(name, None, n_labeled, n_unlabeled, "no unlabeled images")]
-        with tempfile.TemporaryDirectory() as tmp:
-            method.prepare(training_context(cfg, data, Path(tmp)))
+        prepare(method, cfg, data)
         batches = itertools.cycle(list(step_batches(cfg, method, data, N_BATCHES)))
         steps = self.args.steps
         if name.startswith("genseg"):

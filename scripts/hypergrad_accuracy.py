@@ -32,12 +32,11 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # the test fixture builds the smooth wiring
 os.environ.setdefault("GENSEG_DATA_DIR", str(REPO.parent / "shared" / "datasets"))
 
+from method_setup import prepared_method, run_data  # noqa: E402
 from tests.mlo.test_real_wiring import TestRealWiring  # noqa: E402
 
 from genseg_cli.core.config import compose  # noqa: E402
 from genseg_cli.core.runtime import Runtime, resolve_runtime, seed_everything  # noqa: E402
-from genseg_cli.data.run_data import load_run_data  # noqa: E402
-from genseg_cli.engine.loop import build_method, training_context  # noqa: E402
 from genseg_cli.engine.streams import step_batches  # noqa: E402
 
 RADII = (1e-2, 1e-3, 1e-4, 1e-5)
@@ -82,18 +81,9 @@ def real_method(extra: list[str] | None = None):
     """The CPU-profile genseg method on JSRT-9 (no pre-training), its data and config."""
     cfg = compose("train", ["method=genseg", "method.pretrain.steps=0", *(extra or [])])
     seed_everything(0)
-    data = load_run_data(
-        cfg.dataset,
-        cfg.paths.data_dir,
-        int(cfg.n_labeled),
-        0,
-        float(cfg.val_fraction),
-        with_ood=False,
-    )
+    data = run_data(cfg)
     bf16 = resolve_runtime("cpu", "bf16", True)
-    method = build_method(cfg, bf16)
-    with tempfile.TemporaryDirectory() as tmp:
-        method.prepare(training_context(cfg, data, Path(tmp)))
+    method, _ = prepared_method(cfg, data, bf16)
     return cfg, data, method, bf16
 
 

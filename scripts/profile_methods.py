@@ -16,19 +16,18 @@ from __future__ import annotations
 
 import argparse
 import os
-import tempfile
 import time
 from pathlib import Path
 
 import torch
+from method_setup import overrides_of, prepared_method, run_data, runtime_of
 from rich.console import Console
 from rich.table import Table
 from torch.profiler import ProfilerActivity, profile, record_function
 
 from genseg_cli.core.config import compose
 from genseg_cli.core.runtime import resolve_runtime, seed_everything
-from genseg_cli.data.run_data import load_run_data
-from genseg_cli.engine.loop import build_method, training_context, validate
+from genseg_cli.engine.loop import validate
 from genseg_cli.engine.streams import step_batches
 from genseg_cli.evaluation.evaluate import evaluate_model
 from genseg_cli.methods.base import (
@@ -52,31 +51,13 @@ PARTS = [
 ]
 
 
-def overrides_of(name: str) -> list[str]:
-    """`genseg+fixmatch` -> method=genseg ssl=fixmatch, without pre-training."""
-    method, _, objective = name.partition("+")
-    out = [f"method={method}", f"ssl={objective or 'none'}"]
-    return out if method == "baseline" else [*out, "method.pretrain.steps=0"]
-
-
 def profile_method(name: str, precision: str, steps: int, overrides: list[str]) -> dict:
     """Milliseconds per iteration in each part, the iteration's total, and validation/scoring."""
     cfg = compose("train", [*overrides_of(name), f"trainer.precision={precision}", *overrides])
     seed_everything(0)
-    data = load_run_data(
-        cfg.dataset,
-        cfg.paths.data_dir,
-        int(cfg.n_labeled),
-        0,
-        float(cfg.val_fraction),
-        with_ood=False,
-        n_unlabeled=cfg.get("n_unlabeled"),
-    )
-    runtime = resolve_runtime(cfg.trainer.device, precision, cfg.trainer.channels_last)
-    method = build_method(cfg, runtime)
-    with tempfile.TemporaryDirectory() as tmp:
-        context = training_context(cfg, data, Path(tmp))
-        method.prepare(context)
+    data = run_data(cfg)
+    runtime = runtime_of(cfg, precision)
+    method, context = prepared_method(cfg, data, runtime)
     if name.startswith("genseg"):  # whole cycles of the upper level
         every = int(cfg.mlo.arch_every)
         steps = max(every, steps // every * every)
