@@ -31,7 +31,7 @@ from genseg_cli.methods.synthetic import SyntheticDataMethod
 from genseg_cli.mlo.hypergrad import LowerProblem, hypergradient
 from genseg_cli.mlo.levers import apply_images, apply_masks, build_levers, describe_levers
 from genseg_cli.mlo.sample_weights import MODES as SAMPLE_WEIGHT_MODES
-from genseg_cli.mlo.sample_weights import sample_weights
+from genseg_cli.mlo.sample_weights import normalised_weights, sample_hypergradient
 from genseg_cli.mlo.synthetic_weight import SyntheticWeight
 
 log = logging.getLogger(__name__)
@@ -170,13 +170,14 @@ class GenSeg(SyntheticDataMethod):
             self.segmenter, self.loss, (images, masks), new_masks, self.val, weight
         )
         self.segmenter.train()
-        per_sample, raw = sample_weights(
+        raw, _ = sample_hypergradient(
             self.sample_weights,
             problem,
             synthetic,
             float(self.mlo.xi),
             float(self.mlo.get("sample_weights_radius", 1e-3)),
         )
+        per_sample = normalised_weights(raw)
         logs = {
             "mlo/sample_weight_max": float(per_sample.max()),
             "mlo/sample_weight_zero": float((per_sample == 0).float().mean()),

@@ -25,8 +25,8 @@ Two estimators of the inner products (`mlo.sample_weights`):
   the estimate instead of breaking it (`scripts/hypergrad_accuracy.py --sample-weights` measures
   its cosine with `exact` on the real network).
 
-    >>> weights, raw = sample_weights("difference", problem, synthetic, xi=0.01)
-    >>> weights.mean()  # 1 (or 0 when no synthetic pair helps)
+    >>> raw, _ = sample_hypergradient("difference", problem, synthetic, xi=0.01)
+    >>> normalised_weights(raw).mean()  # 1 (or 0 when no synthetic pair helps)
 """
 
 from __future__ import annotations
@@ -124,11 +124,3 @@ def normalised_weights(hypergrad: Tensor) -> Tensor:
     if total <= 0:
         return torch.zeros_like(hypergrad)
     return helpful * (hypergrad.numel() / total)
-
-
-def sample_weights(
-    mode: str, problem: LowerProblem, synthetic: Tensor, xi: float, radius: float = 1e-3
-) -> tuple[Tensor, Tensor]:
-    """(normalised weights, raw hypergradients) of the synthetic pairs."""
-    raw, _ = sample_hypergradient(mode, problem, synthetic, xi, radius)
-    return normalised_weights(raw), raw

@@ -11,7 +11,6 @@ resumable from its last checkpoint, exit code 4.
 from __future__ import annotations
 
 import contextlib
-import io
 import logging
 import os
 import signal
@@ -191,10 +190,9 @@ def train_task(cfg: DictConfig) -> float | None:
             record_crash(run_dir, err)
             raise
     write_status(run_dir, "done")
-    print_results(metrics)
-    recorded = Console(record=True, width=120, file=io.StringIO())
-    print_results(metrics, recorded)
-    results_log.info("results\n%s", recorded.export_text())
+    console = Console(record=True)  # the table is drawn once: on the terminal, then into train.log
+    print_results(metrics, console)
+    results_log.info("results\n%s", console.export_text(styles=False))
     log.info("run directory: %s", run_dir)
     return metrics["test"]["dice_mean"]
 
