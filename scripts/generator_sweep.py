@@ -1,0 +1,146 @@
+"""How useful each generator recipe is per CPU minute: pre-train it, then train on synthetic,
+test on real (TSTR), one variant after the other in one process, on one split and seed.
+
+Each variant is `name=override,override,...` (overrides of `genseg train`, applied on top of
+`method=separate` and the shared overrides after the flags); an empty list is the current
+default. For every variant the script pre-trains the generator from scratch (no cache), times
+it, then trains a fresh segmenter for --tstr-steps on synthetic pairs only, exactly as a run's
+`tstr` diagnostic does (`genseg_cli.engine.tstr`), and scores it on the real test set. One
+reference row trains the same fresh segmenter on the real, augmented train pairs for as many
+steps (train on real, test on real: the ceiling TSTR is read against).
+
+    python scripts/generator_sweep.py dataset=busi n_labeled=100
+    python scripts/generator_sweep.py --variant default= --variant l1_10=generator.lambda_l1=10 \
+        --variant long=method.pretrain.steps=1500 dataset=ph2 n_labeled=40 --csv sweep.csv
+
+Prints one table: variant, pre-training seconds, TSTR test Dice, TSTR seconds, and TSTR Dice
+gained over the default per extra pre-training minute.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import time
+from pathlib import Path
+
+import torch
+from hydra.utils import instantiate
+from method_setup import prepare, run_data, runtime_of
+from rich.console import Console
+from rich.table import Table
+
+from genseg_cli.core.config import compose
+from genseg_cli.core.runtime import seed_everything
+from genseg_cli.data.batches import training_batches
+from genseg_cli.engine.loop import build_method
+from genseg_cli.engine.tstr import TSTR_SEED_OFFSET, train_on_synthetic_test_on_real
+from genseg_cli.evaluation.evaluate import evaluate_model, summarise
+from genseg_cli.nets.segmenters import build_segmenter
+
+VARIANTS = [
+    "default=",
+    "steps_1500=method.pretrain.steps=1500",
+    "l1_10=generator.lambda_l1=10",
+    "width_32=generator.model.base_width=32,generator.model.max_width=256",
+]
+
+
+def parse_variant(text: str) -> tuple[str, list[str]]:
+    name, sep, overrides = text.partition("=")
+    if not sep or not name:
+        raise argparse.ArgumentTypeError(f"{text!r}: write a variant as name=override,override")
+    return name, [o for o in overrides.split(",") if o]
+
+
+def real_reference(cfg, data, steps: int) -> dict:
+    """The TSTR recipe with real augmented pairs instead of synthetic ones (train on real)."""
+    started = time.perf_counter()
+    runtime = runtime_of(cfg)
+    method = build_method(cfg, runtime)  # for its spec and loss only
+    torch.manual_seed(int(cfg.seed) + TSTR_SEED_OFFSET)
+    segmenter = runtime.prepare(build_segmenter(cfg.backbone, method.spec.dims))
+    optimizer = instantiate(cfg.optim.optimizer)(segmenter.parameters())
+    scheduler = instantiate(cfg.optim.scheduler, T_max=steps)(optimizer)
+    segmenter.train()
+    seed = int(cfg.seed) + TSTR_SEED_OFFSET
+    for batch in training_batches(data.train, method.spec, steps, seed, cfg.augment, None):
+        images, masks = method.to_device(batch)
+        optimizer.zero_grad(set_to_none=True)
+        with runtime.autocast():
+            logits = segmenter(images)
+        method.loss(logits.float(), masks).backward()
+        optimizer.step()
+        scheduler.step()
+    ev = cfg.evaluation
+    scores = evaluate_model(
+        segmenter, data.test, method.spec, runtime, ev.resolution, ev.threshold, ev.batch_size
+    )
+    return {"time_s": time.perf_counter() - started, "test": summarise(scores)}
+
+
+def append_csv(
+    path: Path | None, shared: list[str], name: str, overrides: list[str], seconds: float, dice: float
+) -> None:
+    if path is None:
+        return
+    new = not path.is_file()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a", newline="") as f:
+        writer = csv.writer(f)
+        if new:
+            writer.writerow(["shared", "variant", "overrides", "pretrain_s", "tstr_dice"])
+        writer.writerow([" ".join(shared), name, ",".join(overrides), f"{seconds:.1f}", dice])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--variant", action="append", type=parse_variant, help="name=override,...; repeatable"
+    )
+    parser.add_argument("--tstr-steps", type=int, default=300)
+    parser.add_argument("--no-reference", action="store_true", help="skip the train-on-real row")
+    parser.add_argument("--csv", type=Path, default=None, help="append each row to this file")
+    parser.add_argument("overrides", nargs="*", help="shared overrides, e.g. dataset=busi")
+    args = parser.parse_args()
+    variants = args.variant or [parse_variant(v) for v in VARIANTS]
+    shared = ["method=separate", "method.pretrain.cache_dir=null", *args.overrides]
+
+    console = Console()
+    table = Table(title=f"generator sweep: {' '.join(args.overrides) or 'jsrt defaults'}")
+    for column in ("variant", "pretrain (s)", "TSTR Dice", "TSTR (s)", "gain/min vs first"):
+        table.add_column(column, justify="left" if column == "variant" else "right")
+    data = None
+    if not args.no_reference:
+        cfg = compose("train", shared)
+        data = run_data(cfg, int(cfg.seed))
+        seed_everything(int(cfg.seed))
+        ref = real_reference(cfg, data, args.tstr_steps)
+        dice = float(ref["test"]["dice_mean"])
+        table.add_row("real pairs (reference)", "-", f"{dice:.4f}", f"{ref['time_s']:.0f}", "-")
+        console.print(f"real pairs (reference): Dice {dice:.4f}")
+        append_csv(args.csv, args.overrides, "real pairs (reference)", [], 0.0, dice)
+    first = None
+    for name, overrides in variants:
+        cfg = compose("train", [*shared, *overrides])
+        seed = int(cfg.seed)
+        data = data if data is not None else run_data(cfg, seed)
+        seed_everything(seed)
+        runtime = runtime_of(cfg)
+        method = build_method(cfg, runtime)
+        started = time.perf_counter()
+        prepare(method, cfg, data)
+        pretrain_s = time.perf_counter() - started
+        tstr = train_on_synthetic_test_on_real(cfg, method, data, args.tstr_steps)
+        dice = float(tstr["test"]["dice_mean"])
+        first = first or (pretrain_s, dice)
+        extra_min = (pretrain_s - first[0]) / 60
+        gain = f"{(dice - first[1]) / extra_min:+.4f}" if extra_min > 0.05 else "-"
+        table.add_row(name, f"{pretrain_s:.0f}", f"{dice:.4f}", f"{tstr['time_s']:.0f}", gain)
+        console.print(f"{name}: pretrain {pretrain_s:.0f} s, TSTR Dice {dice:.4f}")
+        append_csv(args.csv, args.overrides, name, overrides, pretrain_s, dice)
+    console.print(table)
+
+
+if __name__ == "__main__":
+    main()
