@@ -80,7 +80,12 @@ def real_reference(cfg, data, steps: int) -> dict:
 
 
 def append_csv(
-    path: Path | None, shared: list[str], name: str, overrides: list[str], seconds: float, dice: float
+    path: Path | None,
+    shared: list[str],
+    name: str,
+    overrides: list[str],
+    seconds: float,
+    dice: float,
 ) -> None:
     if path is None:
         return
