@@ -30,7 +30,7 @@ from genseg_cli.engine.checkpoint import (
     set_rng_state,
 )
 from genseg_cli.engine.settings import check_settings
-from genseg_cli.engine.streams import check_unlabeled, step_batches
+from genseg_cli.engine.streams import check_unlabeled, pretraining_unlabeled, step_batches
 from genseg_cli.engine.tensorboard import ScalarLog
 from genseg_cli.engine.tstr import train_on_synthetic_test_on_real
 from genseg_cli.evaluation.evaluate import evaluate_model, summarise
@@ -94,6 +94,8 @@ def training_context(
         ),
         cache_key=hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16],
         progress=bool(cfg.trainer.progress),
+        unlabeled_batches=pretraining_unlabeled(cfg, data, spec),
+        unlabeled_key=hashlib.sha256(json.dumps(data.splits.unlabeled).encode()).hexdigest()[:16],
     )
 
 

@@ -45,6 +45,19 @@ def whole(minimum: int, optional: bool = False) -> Callable[[object], str | None
     return check
 
 
+def at_least(low: float, optional: bool = False):
+    """A number >= low (weights of optional terms, where 0 turns the term off)."""
+
+    def check(value: object) -> str | None:
+        if value is None and optional:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return "must be a number" + (" or null" if optional else "")
+        return None if value >= low else f"must be at least {low}"
+
+    return check
+
+
 def number(low: float, high: float | None = None, optional: bool = False):
     """A number in the open interval (low, high); high None: no upper bound."""
 
@@ -88,6 +101,10 @@ SETTINGS: dict[str, Rule] = {
     "evaluation.batch_size": Rule(whole(1), "evaluation.batch_size=16"),
     "evaluation.tstr_steps": Rule(whole(0), "evaluation.tstr_steps=300 (0: off)"),
     "evaluation.ood": Rule(one_of(True, False), "evaluation.ood=false"),
+    "generator.lambda_fm": Rule(at_least(0.0, optional=True), "generator.lambda_fm=10 (0: off)"),
+    "generator.unlabeled_realism": Rule(
+        at_least(0.0, optional=True), "generator.unlabeled_realism=1 (0: off)"
+    ),
 }
 
 

@@ -8,27 +8,60 @@ so adding one never changes the numbers another draws.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 from omegaconf import DictConfig
 
 from genseg_cli.core.errors import GensegError
 from genseg_cli.data.batches import training_batches, unlabeled_batches
 from genseg_cli.data.run_data import RunData, load_unlabeled
+from genseg_cli.data.spec import DataSpec
 from genseg_cli.data.streams import LABELLED, NEW_MASKS, UNLABELED
 from genseg_cli.methods.base import Method
 
 UNLABELED_SEED_OFFSET = 4  # seeds: +1 mask pipeline, +2 previews, +3 pre-training batches
+PRETRAIN_UNLABELED_SEED_OFFSET = 5  # the unlabeled images a generator's pre-training reads
 
 
 def check_unlabeled(cfg: DictConfig, method: Method, data: RunData) -> None:
-    """Pre-flight: a method that learns from unlabeled images must have some."""
-    if UNLABELED in method.streams and not data.splits.unlabeled:
+    """Pre-flight: a method that learns from unlabeled images must have some; so must a
+    generator with a realism term on them."""
+    if data.splits.unlabeled:
+        return
+    there = (
+        f"n_unlabeled={cfg.get('n_unlabeled')} leaves none in the pool of "
+        f"'{cfg.dataset.name}' (n_labeled={cfg.n_labeled})"
+    )
+    if UNLABELED in method.streams:
         raise GensegError(
-            f"ssl={cfg.ssl.name} learns from unlabeled images, but n_unlabeled="
-            f"{cfg.get('n_unlabeled')} leaves none in the pool of '{cfg.dataset.name}' "
-            f"(n_labeled={cfg.n_labeled}); set n_unlabeled=null (all) or ssl=none"
+            f"ssl={cfg.ssl.name} learns from unlabeled images, but {there}; "
+            "set n_unlabeled=null (all) or ssl=none"
         )
+    recipe = getattr(method, "recipe", None)
+    if recipe is not None and recipe.learns_from_unlabeled:
+        raise GensegError(
+            f"generator.unlabeled_realism={cfg.generator.unlabeled_realism} learns from "
+            f"unlabeled images, but {there}; set n_unlabeled=null (all) or "
+            "generator.unlabeled_realism=0"
+        )
+
+
+def pretraining_unlabeled(
+    cfg: DictConfig, data: RunData, spec: DataSpec
+) -> Callable[[int], Iterable[dict]] | None:
+    """n -> n batches of the run's unlabeled images for a generator's pre-training (its own
+    seed, the augment group's moves), or None when the split has none. Images are read on the
+    first call, so runs that never ask pay nothing."""
+    if not data.splits.unlabeled:
+        return None
+
+    def batches(n: int) -> Iterable[dict]:
+        ids = data.splits.unlabeled
+        samples = load_unlabeled(cfg.dataset, cfg.paths.data_dir, ids, spec)
+        seed = int(cfg.seed) + PRETRAIN_UNLABELED_SEED_OFFSET
+        return unlabeled_batches(samples, spec, n, seed, cfg.augment)
+
+    return batches
 
 
 def step_batches(cfg: DictConfig, method: Method, data: RunData, steps: int) -> Iterator[dict]:

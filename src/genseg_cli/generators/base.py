@@ -8,10 +8,10 @@ changes. `genseg_cli.generators.template` is a commented example to start from.
 
 The lifecycle, as the methods drive it:
     recipe = build_recipe(cfg.generator, spec, runtime, pretrain.lr)
-    recipe.pretrain_step(masks, images) * pretrain.steps   # on real pairs, before segmentation
+    recipe.pretrain_step(masks, images[, unlabeled]) * pretrain.steps   # real pairs, first
     recipe.set_learning_rate(end_to_end_lr)                # genseg: slower once the loop starts
     fake = recipe.synthesise(masks)                        # autocast, for the segmenter
-    recipe.train_step(masks, images, fake)                 # genseg: keeps training on real pairs
+    recipe.train_step(masks, images, fake[, unlabeled])    # genseg: keeps training on real pairs
     recipe.synthesise(masks, exact=True)                   # fp32 in the graph: hypergradient path
 """
 
@@ -48,15 +48,30 @@ class GeneratorRecipe(ABC):
 
     generator: nn.Module
 
+    @property
+    def learns_from_unlabeled(self) -> bool:
+        """Whether `train_step` uses unlabeled images (the methods then hand it a batch of the
+        pool's unlabeled images with each step); a recipe without such a term ignores them."""
+        return False
+
     # ----- training --------------------------------------------------------------------------
     @abstractmethod
-    def train_step(self, masks: Tensor, images: Tensor, fake: Tensor) -> dict[str, float]:
+    def train_step(
+        self, masks: Tensor, images: Tensor, fake: Tensor, unlabeled: Tensor | None = None
+    ) -> dict[str, float]:
         """One update of the generator (and its critics) on real pairs; `fake` is
-        `synthesise(masks)` from this step, so a method can share one forward pass."""
+        `synthesise(masks)` from this step, so a method can share one forward pass;
+        `unlabeled`: images without masks, or None; passed only when `learns_from_unlabeled`,
+        so a recipe without such a term may leave the argument out."""
 
-    def pretrain_step(self, masks: Tensor, images: Tensor) -> dict[str, float]:
+    def pretrain_step(
+        self, masks: Tensor, images: Tensor, unlabeled: Tensor | None = None
+    ) -> dict[str, float]:
         """One pre-training update on real pairs (by default the same as a training step)."""
-        return self.train_step(masks, images, self.synthesise(masks))
+        fake = self.synthesise(masks)
+        if self.learns_from_unlabeled:
+            return self.train_step(masks, images, fake, unlabeled)
+        return self.train_step(masks, images, fake)  # recipes written before the argument
 
     @abstractmethod
     def set_learning_rate(self, lr: float) -> None:

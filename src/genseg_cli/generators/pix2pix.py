@@ -1,5 +1,9 @@
 """pix2pix as a generator recipe: a U-Net generator (searchable or fixed kernels), a PatchGAN
-critic, the adversarial loss and lambda_L1 * L1 to the real image (Isola et al., 2017).
+critic, the adversarial loss and lambda_L1 * L1 to the real image (Isola et al., 2017); as
+options, feature matching on the critic's activations (Wang et al., 2018, pix2pixHD) and a
+realism term from unlabeled images: a second, unconditional PatchGAN that tells the pool's
+unlabeled images from synthetic ones, so the generator learns the look of many more images than
+the few labelled pairs show.
 
 `conf/generator/searchable.yaml` (GenSeg's generator: up-sampling layers mix 4/6/8-kernel
 transposed convolutions by softmax(alpha), alpha being upper-level parameters) and
@@ -29,7 +33,10 @@ class Pix2PixRecipe(GeneratorRecipe):
     """Generator G and PatchGAN D; D then G per step, G's architecture weights never trained here.
 
     Config keys: `model` (the generator network, `_target_` and widths), `discriminator`,
-    `gan_loss` (lsgan | vanilla), `lambda_l1`.
+    `gan_loss` (lsgan | vanilla), `lambda_l1`; optional `lambda_fm` (weight of the L1 distance
+    between D's activations on real and synthetic pairs, mean over layers; 0: off) and
+    `unlabeled_realism` (weight of the unconditional critic's adversarial term; 0: off, and no
+    critic is built, so the other networks draw the same initial weights either way).
     """
 
     name = "pix2pix"
@@ -51,8 +58,20 @@ class Pix2PixRecipe(GeneratorRecipe):
         ).to(device)
         self.gan_loss = GANLoss(config.gan_loss)
         self.lambda_l1 = float(config.lambda_l1)
+        self.lambda_fm = float(config.get("lambda_fm", 0.0))
+        self.unlabeled_realism = float(config.get("unlabeled_realism", 0.0))
         self.g_optimizer = pix2pix_adam(self.generator.weight_parameters(), self.lr)
         self.d_optimizer = pix2pix_adam(self.discriminator.parameters(), self.lr)
+        self.image_critic: nn.Module | None = None
+        if self.unlabeled_realism > 0:  # built last: G's and D's initial weights stay the same
+            self.image_critic = instantiate(
+                config.discriminator, in_channels=spec.image_channels, dims=spec.dims
+            ).to(device)
+            self.critic_optimizer = pix2pix_adam(self.image_critic.parameters(), self.lr)
+
+    @property
+    def learns_from_unlabeled(self) -> bool:
+        return self.image_critic is not None
 
     def discriminator_update(self, masks: Tensor, images: Tensor, fake: Tensor) -> float:
         self.d_optimizer.zero_grad(set_to_none=True)
@@ -66,27 +85,67 @@ class Pix2PixRecipe(GeneratorRecipe):
         self.d_optimizer.step()
         return float(loss.detach())
 
-    def generator_update(self, masks: Tensor, images: Tensor, fake: Tensor) -> dict[str, float]:
-        """Adversarial + lambda_L1 * L1 step on G's weights (never on the architecture)."""
-        self.discriminator.requires_grad_(False)  # D is only a critic here
-        self.g_optimizer.zero_grad(set_to_none=True)
+    def image_critic_update(self, unlabeled: Tensor, fake: Tensor) -> float:
+        """The unconditional critic: unlabeled real images against synthetic ones."""
+        self.critic_optimizer.zero_grad(set_to_none=True)
         with self.runtime.autocast():
-            score = self.discriminator(masks, fake)
-        adversarial = self.gan_loss(score.float(), True)
-        l1 = (fake.float() - images).abs().mean()
-        (adversarial + self.lambda_l1 * l1).backward()
-        self.g_optimizer.step()
-        self.discriminator.requires_grad_(True)
-        return {"loss/G_gan": float(adversarial.detach()), "loss/G_l1": float(l1.detach())}
+            real_score = self.image_critic(None, unlabeled)
+            fake_score = self.image_critic(None, fake.detach())
+        loss = 0.5 * (
+            self.gan_loss(real_score.float(), True) + self.gan_loss(fake_score.float(), False)
+        )
+        loss.backward()
+        self.critic_optimizer.step()
+        return float(loss.detach())
 
-    def train_step(self, masks: Tensor, images: Tensor, fake: Tensor) -> dict[str, float]:
-        return {
-            "loss/D": self.discriminator_update(masks, images, fake),
-            **self.generator_update(masks, images, fake),
-        }
+    def generator_update(
+        self, masks: Tensor, images: Tensor, fake: Tensor, realism: bool = False
+    ) -> dict[str, float]:
+        """Adversarial + lambda_L1 * L1 (+ lambda_fm * feature matching, + unlabeled_realism *
+        the image critic's term when `realism`) step on G's weights, never the architecture."""
+        critics = [self.discriminator, *([self.image_critic] if realism else [])]
+        for critic in critics:
+            critic.requires_grad_(False)  # critics only judge here
+        self.g_optimizer.zero_grad(set_to_none=True)
+        logs = {}
+        with self.runtime.autocast():
+            fake_features = self.discriminator.features(masks, fake)
+            if self.lambda_fm > 0:
+                with torch.no_grad():
+                    real_features = self.discriminator.features(masks, images)
+        adversarial = self.gan_loss(fake_features[-1].float(), True)
+        l1 = (fake.float() - images).abs().mean()
+        total = adversarial + self.lambda_l1 * l1
+        if self.lambda_fm > 0:
+            pairs = zip(fake_features[:-1], real_features[:-1], strict=True)
+            matching = torch.stack([(f.float() - r.float()).abs().mean() for f, r in pairs]).mean()
+            total = total + self.lambda_fm * matching
+            logs["loss/G_fm"] = float(matching.detach())
+        if realism:
+            with self.runtime.autocast():
+                score = self.image_critic(None, fake)
+            unconditional = self.gan_loss(score.float(), True)
+            total = total + self.unlabeled_realism * unconditional
+            logs["loss/G_unlabeled"] = float(unconditional.detach())
+        total.backward()
+        self.g_optimizer.step()
+        for critic in critics:
+            critic.requires_grad_(True)
+        return {"loss/G_gan": float(adversarial.detach()), "loss/G_l1": float(l1.detach()), **logs}
+
+    def train_step(
+        self, masks: Tensor, images: Tensor, fake: Tensor, unlabeled: Tensor | None = None
+    ) -> dict[str, float]:
+        """D (and the image critic, given unlabeled images), then G."""
+        losses = {"loss/D": self.discriminator_update(masks, images, fake)}
+        realism = self.image_critic is not None and unlabeled is not None
+        if realism:
+            losses["loss/D_unlabeled"] = self.image_critic_update(unlabeled, fake)
+        return {**losses, **self.generator_update(masks, images, fake, realism)}
 
     def set_learning_rate(self, lr: float) -> None:
-        for optimizer in (self.g_optimizer, self.d_optimizer):
+        critic = [self.critic_optimizer] if self.image_critic is not None else []
+        for optimizer in (self.g_optimizer, self.d_optimizer, *critic):
             for group in optimizer.param_groups:
                 group["lr"] = lr
 
@@ -109,13 +168,16 @@ class Pix2PixRecipe(GeneratorRecipe):
         return self.generator.arch_parameters()
 
     def networks(self) -> dict[str, nn.Module]:
-        return {"generator": self.generator, "discriminator": self.discriminator}
+        critic = {"image_critic": self.image_critic} if self.image_critic is not None else {}
+        return {"generator": self.generator, "discriminator": self.discriminator, **critic}
 
     def stateful(self) -> dict:
+        critic = {"critic_optimizer": self.critic_optimizer} if self.learns_from_unlabeled else {}
         return {
             **self.networks(),
             "g_optimizer": self.g_optimizer,
             "d_optimizer": self.d_optimizer,
+            **critic,
         }
 
     def describe(self) -> dict:

@@ -10,7 +10,8 @@ and mask together):
 2. In `__init__`, build `self.generator` (an nn.Module: masks (N, mask_channels, *size) in {0, 1}
    -> images (N, image_channels, *size) in [-1, 1]) and whatever trains it, on `runtime.device`.
    `shape` gives the channels and size; `config` is your `conf/generator/<name>.yaml`.
-3. Implement `train_step` (one update on real pairs), `set_learning_rate` and `networks`; override
+3. Implement `train_step` (one update on real pairs; override `learns_from_unlabeled` to get the
+   pool's unlabeled images as well), `set_learning_rate` and `networks`; override
    `stateful` when you own optimisers (a resumed run must get them back), `upper_parameters`
    when the upper level should learn something of yours (genseg moves these along the
    hypergradient of the validation loss), `freeze` when frozen must mean more than eval mode.
@@ -52,7 +53,11 @@ class TemplateRecipe(GeneratorRecipe):
         self.generator = nn.Sequential(*layers).to(runtime.device)
         self.optimizer = torch.optim.Adam(self.generator.parameters(), lr=self.lr)
 
-    def train_step(self, masks: Tensor, images: Tensor, fake: Tensor) -> dict[str, float]:
+    def train_step(
+        self, masks: Tensor, images: Tensor, fake: Tensor, unlabeled: Tensor | None = None
+    ) -> dict[str, float]:
+        # `unlabeled`: the pool's images without masks when `learns_from_unlabeled` says True
+        # (it does not here); a recipe with an unconditional term would use them
         self.optimizer.zero_grad(set_to_none=True)
         loss = (fake.float() - images).abs().mean()
         loss.backward()

@@ -43,7 +43,9 @@ class TrainingContext:
     augmented; `preview_masks`: fixed new masks for before/after pictures; `real_batches(n)`:
     n batches of augmented real pairs (for pre-training); `cache_key`: identifies the data a
     pre-trained network saw, so a later run on the same split can reuse it; `progress`: whether
-    long preparations (generator pre-training) draw a progress bar (`trainer.progress`).
+    long preparations (generator pre-training) draw a progress bar (`trainer.progress`);
+    `unlabeled_batches(n)`: n batches of the split's unlabeled images (None when it has none),
+    for a generator that learns realism from them; `unlabeled_key` identifies those images.
     """
 
     run_dir: Path
@@ -53,6 +55,8 @@ class TrainingContext:
     real_batches: Callable[[int], Iterable[dict]]
     cache_key: str
     progress: bool = False
+    unlabeled_batches: Callable[[int], Iterable[dict]] | None = None
+    unlabeled_key: str = ""
 
 
 class Method:

@@ -84,6 +84,8 @@ class SyntheticDataMethod(Method):
             "steps": int(self.pretrain_cfg.steps),
             "lr": float(self.pretrain_cfg.lr),
         }
+        if self.recipe.learns_from_unlabeled:  # then the unlabeled images shape G too
+            recipe["unlabeled"] = context.unlabeled_key
         digest = hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:16]
         return Path(self.pretrain_cfg.cache_dir) / f"{digest}.pt"
 
@@ -98,11 +100,17 @@ class SyntheticDataMethod(Method):
             return {"pretrain_cached": True}
         started = time.perf_counter()
         self.generator.train()
+        unlabeled = None
+        if self.recipe.learns_from_unlabeled and context.unlabeled_batches is not None:
+            unlabeled = iter(context.unlabeled_batches(steps))
         with item_progress(context.progress) as bar:
             task = bar.add_task("pre-training the generator", total=steps)
             for i, batch in enumerate(context.real_batches(steps), start=1):
                 images, masks = self.to_device(batch)
-                losses = self.recipe.pretrain_step(masks, images)
+                extra = None
+                if unlabeled is not None:
+                    extra = next(unlabeled)["unlabeled_image"].to(self.runtime.device)
+                losses = self.recipe.pretrain_step(masks, images, extra)
                 bar.advance(task)
                 if i % 100 == 0 or i == steps:
                     losses_text = " ".join(f"{k}={v:.4f}" for k, v in losses.items())

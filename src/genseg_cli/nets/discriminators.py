@@ -86,25 +86,51 @@ class PatchDiscriminator(nn.Module):
                 nn.init.normal_(module.weight, 1.0, 0.02)
                 nn.init.zeros_(module.bias)
 
-    def forward(self, mask: Tensor, image: Tensor) -> Tensor:
-        """``disc(mask, image)`` -> (N,1,[d,]h,w) logits (no sigmoid: GANLoss works on logits)."""
+    def forward(self, mask: Tensor | None, image: Tensor) -> Tensor:
+        """``disc(mask, image)`` -> (N,1,[d,]h,w) logits (no sigmoid: GANLoss works on logits).
+        ``mask=None``: an unconditional critic of images alone (built with ``in_channels`` =
+        image channels), e.g. the realism term on unlabeled images."""
+        return self.net(self._joined(mask, image))
+
+    def features(self, mask: Tensor | None, image: Tensor) -> list[Tensor]:
+        """The activations after each LeakyReLU, then the logits: what feature matching
+        (pix2pixHD) compares between real and synthetic images.
+
+        >>> disc = PatchDiscriminator(in_channels=2, base_width=8)
+        >>> [tuple(f.shape) for f in disc.features(torch.rand(1, 1, 32, 32),
+        ...                                        torch.rand(1, 1, 32, 32))]
+        [(1, 8, 16, 16), (1, 16, 8, 8), (1, 32, 4, 4), (1, 64, 3, 3), (1, 1, 2, 2)]
+        """
+        out, x = [], self._joined(mask, image)
+        for layer in self.net:
+            x = layer(x)
+            if isinstance(layer, nn.LeakyReLU):
+                out.append(x)
+        return [*out, x]
+
+    def _joined(self, mask: Tensor | None, image: Tensor) -> Tensor:
+        """The network's input: mask and image side by side, checked against the build."""
         want = self.dims + 2
-        if mask.ndim != want or image.ndim != want:
+        if (mask is not None and mask.ndim != want) or image.ndim != want:
             raise ValueError(
                 f"a {self.dims}D PatchDiscriminator takes {want}-dim mask and image batches "
-                f"(N,C,{'D,' if self.dims == 3 else ''}H,W), got mask {tuple(mask.shape)} and "
-                f"image {tuple(image.shape)}"
+                f"(N,C,{'D,' if self.dims == 3 else ''}H,W), got mask "
+                f"{None if mask is None else tuple(mask.shape)} and image {tuple(image.shape)}"
             )
-        if mask.shape[0] != image.shape[0] or mask.shape[2:] != image.shape[2:]:
+        if mask is not None and (
+            mask.shape[0] != image.shape[0] or mask.shape[2:] != image.shape[2:]
+        ):
             raise ValueError(
                 f"mask {tuple(mask.shape)} and image {tuple(image.shape)} must share batch "
                 "size and spatial size"
             )
-        got = mask.shape[1] + image.shape[1]
+        got = (0 if mask is None else mask.shape[1]) + image.shape[1]
         if got != self.in_channels:
             raise ValueError(
                 f"PatchDiscriminator was built with in_channels={self.in_channels} but got "
-                f"mask ({mask.shape[1]} ch) + image ({image.shape[1]} ch) = {got}; "
-                "in_channels must be mask channels + image channels"
+                f"mask ({0 if mask is None else mask.shape[1]} ch) + image ({image.shape[1]} ch)"
+                f" = {got}; in_channels must be mask channels + image channels"
             )
-        return self.net(torch.cat([mask, image.to(mask.dtype)], dim=1))
+        if mask is None:
+            return image
+        return torch.cat([mask, image.to(mask.dtype)], dim=1)
