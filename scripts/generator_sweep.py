@@ -13,8 +13,9 @@ steps (train on real, test on real: the ceiling TSTR is read against).
     python scripts/generator_sweep.py --variant default= --variant l1_10=generator.lambda_l1=10 \
         --variant long=method.pretrain.steps=1500 dataset=ph2 n_labeled=40 --csv sweep.csv
 
-Prints one table: variant, pre-training seconds, TSTR test Dice, TSTR seconds, and TSTR Dice
-gained over the default per extra pre-training minute.
+`--seeds 0 1 2` repeats everything per seed (each seed its own split, as in `genseg train`).
+Prints one table: variant, mean pre-training seconds, TSTR test Dice per seed and mean, and the
+paired difference (per seed) to the first variant, which should be the current default.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from genseg_cli.engine.tstr import TSTR_SEED_OFFSET, train_on_synthetic_test_on_
 from genseg_cli.evaluation.evaluate import evaluate_model, summarise
 from genseg_cli.nets.segmenters import build_segmenter
 
+REFERENCE = "real pairs (reference)"
 VARIANTS = [
     "default=",
     "steps_1500=method.pretrain.steps=1500",
@@ -79,14 +81,10 @@ def real_reference(cfg, data, steps: int) -> dict:
     return {"time_s": time.perf_counter() - started, "test": summarise(scores)}
 
 
-def append_csv(
-    path: Path | None,
-    shared: list[str],
-    name: str,
-    overrides: list[str],
-    seconds: float,
-    dice: float,
-) -> None:
+CSV_COLUMNS = ["shared", "variant", "overrides", "seed", "pretrain_s", "tstr_dice"]
+
+
+def append_csv(path: Path | None, row: list) -> None:
     if path is None:
         return
     new = not path.is_file()
@@ -94,8 +92,20 @@ def append_csv(
     with path.open("a", newline="") as f:
         writer = csv.writer(f)
         if new:
-            writer.writerow(["shared", "variant", "overrides", "pretrain_s", "tstr_dice"])
-        writer.writerow([" ".join(shared), name, ",".join(overrides), f"{seconds:.1f}", dice])
+            writer.writerow(CSV_COLUMNS)
+        writer.writerow(row)
+
+
+def score_variant(cfg, data, tstr_steps: int) -> tuple[float, float]:
+    """(pre-training seconds, TSTR test Dice) of the generator `cfg` describes."""
+    seed_everything(int(cfg.seed))
+    runtime = runtime_of(cfg)
+    method = build_method(cfg, runtime)
+    started = time.perf_counter()
+    prepare(method, cfg, data)
+    pretrain_s = time.perf_counter() - started
+    tstr = train_on_synthetic_test_on_real(cfg, method, data, tstr_steps)
+    return pretrain_s, float(tstr["test"]["dice_mean"])
 
 
 def main() -> None:
@@ -103,48 +113,57 @@ def main() -> None:
     parser.add_argument(
         "--variant", action="append", type=parse_variant, help="name=override,...; repeatable"
     )
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="splits and seeds")
     parser.add_argument("--tstr-steps", type=int, default=300)
     parser.add_argument("--no-reference", action="store_true", help="skip the train-on-real row")
     parser.add_argument("--csv", type=Path, default=None, help="append each row to this file")
     parser.add_argument("overrides", nargs="*", help="shared overrides, e.g. dataset=busi")
     args = parser.parse_args()
     variants = args.variant or [parse_variant(v) for v in VARIANTS]
-    shared = ["method=separate", "method.pretrain.cache_dir=null", *args.overrides]
-
-    console = Console()
-    table = Table(title=f"generator sweep: {' '.join(args.overrides) or 'jsrt defaults'}")
-    for column in ("variant", "pretrain (s)", "TSTR Dice", "TSTR (s)", "gain/min vs first"):
-        table.add_column(column, justify="left" if column == "variant" else "right")
-    data = None
     if not args.no_reference:
-        cfg = compose("train", shared)
-        data = run_data(cfg, int(cfg.seed))
-        seed_everything(int(cfg.seed))
-        ref = real_reference(cfg, data, args.tstr_steps)
-        dice = float(ref["test"]["dice_mean"])
-        table.add_row("real pairs (reference)", "-", f"{dice:.4f}", f"{ref['time_s']:.0f}", "-")
-        console.print(f"real pairs (reference): Dice {dice:.4f}")
-        append_csv(args.csv, args.overrides, "real pairs (reference)", [], 0.0, dice)
-    first = None
-    for name, overrides in variants:
-        cfg = compose("train", [*shared, *overrides])
-        seed = int(cfg.seed)
-        data = data if data is not None else run_data(cfg, seed)
-        seed_everything(seed)
-        runtime = runtime_of(cfg)
-        method = build_method(cfg, runtime)
-        started = time.perf_counter()
-        prepare(method, cfg, data)
-        pretrain_s = time.perf_counter() - started
-        tstr = train_on_synthetic_test_on_real(cfg, method, data, args.tstr_steps)
-        dice = float(tstr["test"]["dice_mean"])
-        first = first or (pretrain_s, dice)
-        extra_min = (pretrain_s - first[0]) / 60
-        gain = f"{(dice - first[1]) / extra_min:+.4f}" if extra_min > 0.05 else "-"
-        table.add_row(name, f"{pretrain_s:.0f}", f"{dice:.4f}", f"{tstr['time_s']:.0f}", gain)
-        console.print(f"{name}: pretrain {pretrain_s:.0f} s, TSTR Dice {dice:.4f}")
-        append_csv(args.csv, args.overrides, name, overrides, pretrain_s, dice)
-    console.print(table)
+        variants = [(REFERENCE, []), *variants]
+    shared = ["method=separate", "method.pretrain.cache_dir=null", *args.overrides]
+    console = Console()
+    dice: dict[str, dict[int, float]] = {name: {} for name, _ in variants}
+    seconds: dict[str, list[float]] = {name: [] for name, _ in variants}
+    for seed in args.seeds:
+        data = None  # one split per seed, shared by every variant
+        for name, overrides in variants:
+            cfg = compose("train", [*shared, f"seed={seed}", *overrides])
+            data = data if data is not None else run_data(cfg, seed)
+            if name == REFERENCE:
+                seed_everything(seed)
+                took, score = (
+                    0.0,
+                    float(real_reference(cfg, data, args.tstr_steps)["test"]["dice_mean"]),
+                )
+            else:
+                took, score = score_variant(cfg, data, args.tstr_steps)
+                seconds[name].append(took)
+            dice[name][seed] = score
+            console.print(f"seed {seed} {name}: pretrain {took:.0f} s, TSTR Dice {score:.4f}")
+            row = [" ".join(args.overrides), name, ",".join(overrides), seed, f"{took:.1f}", score]
+            append_csv(args.csv, row)
+    console.print(sweep_table(args, variants, dice, seconds))
+
+
+def sweep_table(args, variants, dice, seconds) -> Table:
+    """Per variant: mean pre-training seconds, TSTR Dice per seed and mean, and the paired
+    difference to the first variant that is not the reference."""
+    table = Table(title=f"generator sweep: {' '.join(args.overrides) or 'jsrt defaults'}")
+    columns = ["variant", "pretrain (s)", "TSTR Dice per seed", "mean", "minus first per seed"]
+    for column in columns:
+        table.add_column(column, justify="left" if column == "variant" else "right")
+    first = next((name for name, _ in variants if name != REFERENCE), None)
+    for name, _ in variants:
+        scores = [dice[name][s] for s in args.seeds]
+        took = f"{sum(seconds[name]) / len(seconds[name]):.0f}" if seconds[name] else "-"
+        paired = "-"
+        if name not in (REFERENCE, first):
+            paired = ", ".join(f"{dice[name][s] - dice[first][s]:+.3f}" for s in args.seeds)
+        per_seed = ", ".join(f"{d:.3f}" for d in scores)
+        table.add_row(name, took, per_seed, f"{sum(scores) / len(scores):.4f}", paired)
+    return table
 
 
 if __name__ == "__main__":

@@ -49,3 +49,25 @@ def test_benchmark_times_a_method_with_its_own_overrides() -> None:
 def test_profile_splits_a_genseg_iteration_into_its_parts() -> None:
     out = run("profile_methods.py", *TINY, "--steps", "1", "--methods", "genseg")
     assert "upper step" in out and "genseg" in out
+
+
+def test_generator_sweep_scores_each_variant_and_the_real_reference(tmp_path) -> None:
+    table = tmp_path / "sweep.csv"
+    out = run(
+        "generator_sweep.py",
+        "--tstr-steps",
+        "2",
+        "--seeds",
+        "0",
+        "1",
+        "--variant",
+        "short=method.pretrain.steps=2",
+        "--variant",
+        "fm=method.pretrain.steps=2,generator.lambda_fm=10",
+        "--csv",
+        str(table),
+        "data.image_size=32",
+    )
+    assert "real pairs (reference)" in out and "minus first per seed" in out
+    rows = table.read_text().splitlines()
+    assert [r.split(",")[1] for r in rows[1:]] == ["real pairs (reference)", "short", "fm"] * 2
