@@ -16,6 +16,13 @@ steps (train on real, test on real: the ceiling TSTR is read against).
 `--seeds 0 1 2` repeats everything per seed (each seed its own split, as in `genseg train`).
 Prints one table: variant, mean pre-training seconds, TSTR test Dice per seed and mean, and the
 paired difference (per seed) to the first variant, which should be the current default.
+
+`--summarise FILE...` trains nothing: it reads the --csv files of earlier sweeps (rows without a
+seed column are seed 0) and prints one markdown table per dataset, each variant paired with
+`default` on the seeds both have (median pre-training seconds: robust to a row taken while
+another job shared the cores).
+
+    python scripts/generator_sweep.py --summarise results/generator_sweep/tstr.csv
 """
 
 from __future__ import annotations
@@ -108,8 +115,48 @@ def score_variant(cfg, data, tstr_steps: int) -> tuple[float, float]:
     return pretrain_s, float(tstr["test"]["dice_mean"])
 
 
+def summarise_csv(paths: list[Path]) -> str:
+    """Markdown tables of earlier sweeps' rows: per dataset, each variant against `default`."""
+    import pandas as pd
+
+    rows = pd.concat([pd.read_csv(p) for p in paths], ignore_index=True)
+    rows["seed"] = rows["seed"].fillna(0).astype(int) if "seed" in rows else 0
+    rows["setting"] = (
+        rows["shared"].fillna("").str.replace("trainer.progress=false", "").str.strip()
+    )
+    rows = rows.drop_duplicates(["setting", "variant", "seed"], keep="last")
+    out = []
+    for setting, group in rows.groupby("setting", sort=False):
+        dice = group.pivot(index="variant", columns="seed", values="tstr_dice")
+        out += [
+            f"{setting}:",
+            "",
+            "| variant | pre-training (s, median) | TSTR Dice per seed | mean "
+            "| minus default per seed | wins |",
+            "|---|---|---|---|---|---|",
+        ]
+        first = [v for v in (REFERENCE, "default") if v in dice.index]
+        for variant in dict.fromkeys([*first, *group["variant"]]):
+            scores = dice.loc[variant].dropna()
+            seeds = ", ".join(f"{seed}: {d:.3f}" for seed, d in scores.items())
+            took = group.loc[group["variant"] == variant, "pretrain_s"].median()
+            paired, wins = "-", "-"
+            if variant not in ("default", REFERENCE) and "default" in dice.index:
+                both = [seed for seed in scores.index if pd.notna(dice.loc["default", seed])]
+                diffs = [scores[seed] - dice.loc["default", seed] for seed in both]
+                paired = ", ".join(f"{d:+.3f}" for d in diffs) or "-"
+                wins = f"{sum(d > 0 for d in diffs)}/{len(diffs)}" if diffs else "-"
+            took_text = "-" if variant == REFERENCE else f"{took:.0f}"
+            out.append(
+                f"| {variant} | {took_text} | {seeds} | {scores.mean():.4f} | {paired} | {wins} |"
+            )
+        out.append("")
+    return "\n".join(out)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--summarise", type=Path, nargs="+", help="tables from earlier --csv")
     parser.add_argument(
         "--variant", action="append", type=parse_variant, help="name=override,...; repeatable"
     )
@@ -119,6 +166,9 @@ def main() -> None:
     parser.add_argument("--csv", type=Path, default=None, help="append each row to this file")
     parser.add_argument("overrides", nargs="*", help="shared overrides, e.g. dataset=busi")
     args = parser.parse_args()
+    if args.summarise:
+        print(summarise_csv(args.summarise))
+        return
     variants = args.variant or [parse_variant(v) for v in VARIANTS]
     if not args.no_reference:
         variants = [(REFERENCE, []), *variants]

@@ -71,3 +71,5 @@ def test_generator_sweep_scores_each_variant_and_the_real_reference(tmp_path) ->
     assert "real pairs (reference)" in out and "minus first per seed" in out
     rows = table.read_text().splitlines()
     assert [r.split(",")[1] for r in rows[1:]] == ["real pairs (reference)", "short", "fm"] * 2
+    summary = run("generator_sweep.py", "--summarise", str(table))
+    assert "| short |" in summary and "| fm |" in summary and "0: " in summary and "1: " in summary
