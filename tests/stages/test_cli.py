@@ -147,6 +147,23 @@ def test_multirun_sweep_gives_one_directory_per_run(data_dir: Path, tmp_path: Pa
     assert runs == ["jsrt_unet_baseline_n3_s0", "jsrt_unet_baseline_n3_s1"]
 
 
+def test_a_sweep_over_a_key_the_folder_name_leaves_out_keeps_every_run(
+    data_dir: Path, tmp_path: Path
+):
+    sweep = tmp_path / "sweep"
+    args = ["train", "-m", "profile=debug", "n_labeled=3", "trainer.steps=2"]
+    env = {"GENSEG_OUTPUT_DIR": str(tmp_path)}
+    out = genseg(*args, "optim.optimizer.lr=0.001,0.002", f"hydra.sweep.dir={sweep}", env=env)
+    assert out.returncode == 0, out.stderr
+    runs = sorted(p.parent.name for p in sweep.glob("*/metrics.json"))
+    assert len(runs) == 2 and runs[0] == "jsrt_unet_baseline_n3_s0", runs
+    assert runs[1].startswith("jsrt_unet_baseline_n3_s0_")  # its own folder, not the first's
+    # the same config again still meets the finished run and refuses to train over it
+    again = genseg(*args, "optim.optimizer.lr=0.001", f"hydra.sweep.dir={sweep}", env=env)
+    assert "holds a finished run" in again.stdout + again.stderr
+    assert sorted(p.parent.name for p in sweep.glob("*/metrics.json")) == runs
+
+
 def test_the_paper_profile_on_cuda_never_overrides_a_chosen_profile_or_experiment(monkeypatch):
     import torch
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
+import yaml
 from omegaconf import DictConfig, OmegaConf
 
 from genseg_cli.core.errors import GensegError
@@ -24,6 +26,33 @@ def register_resolvers() -> None:
     OmegaConf resolves a config of this tree."""
     if not OmegaConf.has_resolver("genseg.folder_name"):
         OmegaConf.register_new_resolver("genseg.folder_name", folder_name)
+    if not OmegaConf.has_resolver("genseg.sweep_subdir"):
+        OmegaConf.register_new_resolver("genseg.sweep_subdir", sweep_subdir)
+
+
+def _parsed(overrides) -> list[tuple[str, object]]:
+    """`key=value` overrides as sorted (key, value) pairs, values read as YAML (false == False)."""
+    pairs = []
+    for text in overrides:
+        key, _, value = str(text).partition("=")
+        pairs.append((key, str(yaml.safe_load(value)) if value else ""))
+    return sorted(pairs)
+
+
+def sweep_subdir(name: str, sweep_dir: str, overrides) -> str:
+    """A multirun job's folder: `name` (dataset, backbone, method, budget, seed), unless that
+    folder already holds a run made with other overrides. A sweep over a key the name does not
+    show (`-m generator.lambda_l1=10,100`) would otherwise send its second job into the first's
+    folder; that job gets `name_<8 hex of its overrides>` instead. The same config twice keeps
+    the same folder, where train refuses to overwrite a finished run."""
+    stored = Path(sweep_dir) / name / "overrides.yaml"
+    if not stored.is_file():
+        return name
+    mine = _parsed(overrides)
+    if _parsed(yaml.safe_load(stored.read_text()) or []) == mine:
+        return name
+    digest = hashlib.sha256(repr(mine).encode()).hexdigest()[:8]
+    return f"{name}_{digest}"
 
 
 def conf_dir() -> Path:
