@@ -73,30 +73,29 @@ class Pix2PixRecipe(GeneratorRecipe):
     def learns_from_unlabeled(self) -> bool:
         return self.image_critic is not None
 
-    def discriminator_update(self, masks: Tensor, images: Tensor, fake: Tensor) -> float:
-        self.d_optimizer.zero_grad(set_to_none=True)
+    def critic_update(
+        self, critic: nn.Module, optimizer, masks: Tensor | None, real: Tensor, fake: Tensor
+    ) -> float:
+        """One least-squares (or vanilla) GAN step of `critic`: `real` images against `fake`
+        ones, both beside `masks` (None: an image-only critic)."""
+        optimizer.zero_grad(set_to_none=True)
         with self.runtime.autocast():
-            real_score = self.discriminator(masks, images)
-            fake_score = self.discriminator(masks, fake.detach())
+            real_score = critic(masks, real)
+            fake_score = critic(masks, fake.detach())
         loss = 0.5 * (
             self.gan_loss(real_score.float(), True) + self.gan_loss(fake_score.float(), False)
         )
         loss.backward()
-        self.d_optimizer.step()
+        optimizer.step()
         return float(loss.detach())
+
+    def discriminator_update(self, masks: Tensor, images: Tensor, fake: Tensor) -> float:
+        """pix2pix's conditional critic: real pairs against synthetic ones."""
+        return self.critic_update(self.discriminator, self.d_optimizer, masks, images, fake)
 
     def image_critic_update(self, unlabeled: Tensor, fake: Tensor) -> float:
         """The unconditional critic: unlabeled real images against synthetic ones."""
-        self.critic_optimizer.zero_grad(set_to_none=True)
-        with self.runtime.autocast():
-            real_score = self.image_critic(None, unlabeled)
-            fake_score = self.image_critic(None, fake.detach())
-        loss = 0.5 * (
-            self.gan_loss(real_score.float(), True) + self.gan_loss(fake_score.float(), False)
-        )
-        loss.backward()
-        self.critic_optimizer.step()
-        return float(loss.detach())
+        return self.critic_update(self.image_critic, self.critic_optimizer, None, unlabeled, fake)
 
     def generator_update(
         self, masks: Tensor, images: Tensor, fake: Tensor, realism: bool = False
