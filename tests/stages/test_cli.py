@@ -162,6 +162,9 @@ def test_a_sweep_over_a_key_the_folder_name_leaves_out_keeps_every_run(
     again = genseg(*args, "optim.optimizer.lr=0.001", f"hydra.sweep.dir={sweep}", env=env)
     assert "holds a finished run" in again.stdout + again.stderr
     assert sorted(p.parent.name for p in sweep.glob("*/metrics.json")) == runs
+    # and the refused job leaves the finished run's status as it was
+    status = json.loads((sweep / runs[0] / "status.json").read_text())
+    assert status["status"] == "done", status
 
 
 def test_the_paper_profile_on_cuda_never_overrides_a_chosen_profile_or_experiment(monkeypatch):

@@ -112,10 +112,12 @@ def say(err: BaseException | str) -> None:
 
 
 def preflight_failed(err: GensegError, run_dir: Path, cfg: DictConfig, owned: bool) -> None:
-    """A run that failed before training: a sweep records it (failed, reason), a single run
-    leaves nothing behind; then the sweep goes on, a single run exits with the error's code."""
+    """A run that failed before training: a sweep records it (failed, reason) in a folder it
+    made, a single run leaves nothing behind; then the sweep goes on, a single run exits with
+    the error's code."""
     if HydraConfig.get().mode == RunMode.MULTIRUN:
-        write_status(run_dir, "failed", reason=str(err), stage="pre-flight")
+        if owned:  # never over the status of a run that was there before (a finished one)
+            write_status(run_dir, "failed", reason=str(err), stage="pre-flight")
         log.error("%s", err)
         return
     if owned:
