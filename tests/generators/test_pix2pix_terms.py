@@ -132,13 +132,13 @@ def test_genseg_with_an_objective_feeds_the_critic_in_every_end_to_end_step(data
     run = prepare_run(cfg)
     masks, images, unlabeled = batch()
     fake = run.method.synthesise(masks)
-    got = run.method.generator_step(masks, images, fake, {"unlabeled_image": unlabeled})
+    got = run.method.recipe.update(
+        masks, images, fake, run.method.unlabeled_images({"unlabeled_image": unlabeled})
+    )
     assert "loss/D_unlabeled" in got
     plain = build_method(config("method=genseg", "ssl=fixmatch"), RUNTIME)
     fake = plain.synthesise(masks)
-    assert "loss/D_unlabeled" not in plain.generator_step(
-        masks, images, fake, {"unlabeled_image": unlabeled}
-    )
+    assert "loss/D_unlabeled" not in plain.recipe.update(masks, images, fake, unlabeled)
 
 
 def test_a_realism_term_without_unlabeled_images_is_refused_before_any_work(data_dir):

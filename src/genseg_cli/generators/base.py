@@ -68,10 +68,16 @@ class GeneratorRecipe(ABC):
         self, masks: Tensor, images: Tensor, unlabeled: Tensor | None = None
     ) -> dict[str, float]:
         """One pre-training update on real pairs (by default the same as a training step)."""
-        fake = self.synthesise(masks)
-        if self.learns_from_unlabeled:
+        return self.update(masks, images, self.synthesise(masks), unlabeled)
+
+    def update(
+        self, masks: Tensor, images: Tensor, fake: Tensor, unlabeled: Tensor | None = None
+    ) -> dict[str, float]:
+        """`train_step` as the methods call it: the unlabeled images go only to a recipe that
+        uses them, so recipes written before the argument keep working."""
+        if self.learns_from_unlabeled and unlabeled is not None:
             return self.train_step(masks, images, fake, unlabeled)
-        return self.train_step(masks, images, fake)  # recipes written before the argument
+        return self.train_step(masks, images, fake)
 
     @abstractmethod
     def set_learning_rate(self, lr: float) -> None:

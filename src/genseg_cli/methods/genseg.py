@@ -128,14 +128,6 @@ class GenSeg(SyntheticDataMethod):
         if self.feedback_optimizer is not None and self.trust_region > 0:
             self.anchor = [p.detach().clone() for p in self.recipe.weight_parameters()]
 
-    def generator_step(self, masks: Tensor, images: Tensor, fake: Tensor, batch: dict) -> dict:
-        """The recipe's own update; the unlabeled images of genseg+<ssl> also feed its realism
-        term when it has one (without an ssl objective, only pre-training sees them)."""
-        unlabeled = self.unlabeled_images(batch) if self.recipe.learns_from_unlabeled else None
-        if unlabeled is None:
-            return self.recipe.train_step(masks, images, fake)
-        return self.recipe.train_step(masks, images, fake, unlabeled)
-
     def train_step(self, batch: dict) -> dict[str, float]:
         self.steps_done += 1
         images, masks = self.to_device(batch)
@@ -149,7 +141,8 @@ class GenSeg(SyntheticDataMethod):
             both = self.synthesise(torch.cat([masks, new_masks]))  # one G pass for both uses
         fake, synthetic = both[: masks.shape[0]], both[masks.shape[0] :]
         with record_function(GAN_STEP):
-            losses = self.generator_step(masks, images, fake, batch)
+            # genseg+<ssl>: the objective's unlabeled batch also feeds a realism critic, if any
+            losses = self.recipe.update(masks, images, fake, self.unlabeled_images(batch))
         with torch.no_grad():
             synthetic = apply_images(self.levers, synthetic.detach(), draws)
         synthetic = self.jittered(synthetic, self.draw_jitter(new_masks.shape[0]))
