@@ -18,6 +18,7 @@ from genseg_cli.data.registry import dataset_spec
 from genseg_cli.data.run_data import load_run_data
 from genseg_cli.data.spec import DataSpec
 from genseg_cli.engine.loop import build_method, run_training
+from genseg_cli.semisup.base import masked_soft_dice, pixel_loss
 from genseg_cli.semisup.ema import EmaTeacher
 from genseg_cli.semisup.fixmatch import FixMatch
 from genseg_cli.semisup.perturb import StrongPerturbation, cutmix, cutmix_boxes
@@ -28,6 +29,7 @@ OBJECTIVES = {
     "mean_teacher": EAGER,
     "fixmatch": [*EAGER, "ssl.threshold=0", "ssl.pseudo_labels=student"],
     "fixmatch_fp": [*EAGER, "ssl.threshold=0", "ssl.feature_dropout=0.5"],
+    "fixmatch_dice": [*EAGER, "ssl.threshold=0", "ssl.pseudo_labels=student", "ssl.dice_weight=1"],
     "cross_teaching": EAGER,
 }
 
@@ -77,6 +79,41 @@ def test_each_objective_lowers_its_loss_and_moves_the_segmenter(name, jsrt_batch
         not torch.equal(a, b) for a, b in zip(weights, method.segmenter.parameters(), strict=True)
     ]
     assert all(moved)
+
+
+def test_masked_soft_dice_counts_only_the_masked_pixels():
+    logits = torch.tensor([[[[2.0, -1.0], [0.5, 3.0]]]])
+    targets = torch.tensor([[[[1.0, 0.0], [1.0, 1.0]]]])
+    mask = torch.tensor([[[[1.0, 1.0], [1.0, 0.0]]]])
+    p = torch.sigmoid(logits)[0, 0]
+    overlap, total = p[0, 0] + p[1, 0], p[0, 0] + p[0, 1] + p[1, 0] + 2.0
+    expected = 1 - (2 * overlap + 1) / (total + 1)
+    assert masked_soft_dice(logits, targets, mask) == pytest.approx(float(expected))
+    flipped = logits.clone()
+    flipped[0, 0, 1, 1] = -9.0  # an unmasked pixel: no effect
+    assert masked_soft_dice(flipped, targets, mask) == masked_soft_dice(logits, targets, mask)
+    one_hot = torch.cat([1 - targets, targets], 1)  # two-channel logits: mean over both classes
+    two = masked_soft_dice(torch.cat([-logits, logits], 1), one_hot, mask)
+    assert 0 < float(two) < 1
+
+
+def test_fixmatch_dice_weight_adds_the_confident_dice_to_the_pseudo_label_loss():
+    torch.manual_seed(0)
+    logits = torch.randn(2, 1, 8, 8)
+    labels = (torch.rand(2, 1, 8, 8) > 0.8).float()
+    confident = (torch.rand(2, 1, 8, 8) > 0.3).float()
+    ce = (pixel_loss(logits, labels) * confident).mean()
+    plain = FixMatch(weight=1.0, ramp_up=0.0, total_steps=10)
+    with_dice = FixMatch(weight=1.0, ramp_up=0.0, total_steps=10, dice_weight=0.5)
+    assert plain.pseudo_label_loss(logits, labels, confident) == pytest.approx(float(ce))
+    dice = masked_soft_dice(logits, labels, confident)
+    assert with_dice.pseudo_label_loss(logits, labels, confident) == pytest.approx(
+        float(ce + 0.5 * dice)
+    )
+    context = {"labels": labels, "confident": confident}
+    assert with_dice.loss(logits, context)[0] == pytest.approx(float(ce + 0.5 * dice))
+    with pytest.raises(ValueError, match="dice_weight"):
+        FixMatch(weight=1.0, ramp_up=0.0, total_steps=10, dice_weight=-1)
 
 
 def test_ema_teacher_follows_the_formula():

@@ -47,6 +47,22 @@ def pixel_loss(logits: Tensor, targets: Tensor) -> Tensor:
     return -(targets * logits.float().log_softmax(1)).sum(1, keepdim=True)
 
 
+def masked_soft_dice(logits: Tensor, targets: Tensor, mask: Tensor, smooth: float = 1.0) -> Tensor:
+    """1 - soft Dice over the pixels where `mask` is 1, pooled over the batch, mean over channels.
+
+    Pseudo labels of small structures are mostly background: cross-entropy alone rewards a
+    network that predicts less and less foreground (confirmation bias towards background), while
+    Dice weighs the foreground's overlap whatever its area (the pseudo-label loss of SSL4MIS's
+    cross teaching). Binary logits (one channel) score the foreground channel only.
+    """
+    probs = probabilities(logits.float()) * mask
+    targets = targets * mask
+    dims = (0, *range(2, logits.ndim))  # batch and space, per channel
+    overlap = (probs * targets).sum(dims)
+    total = probs.sum(dims) + targets.sum(dims)
+    return (1.0 - (2.0 * overlap + smooth) / (total + smooth)).mean()
+
+
 class UnlabeledObjective(ABC):
     """An unsupervised loss on unlabeled images with a ramped weight.
 

@@ -5,7 +5,9 @@ predicted by an EMA teacher (default: it is steadier than the young student, whi
 probe found to learn slowly) or by the student itself in eval mode. The student learns them on
 a strong view: appearance perturbation plus CutMix between the batch's images. Only pixels
 whose pseudo label is confident (probability >= threshold) count; the loss is averaged over all
-pixels, so a young network with few confident pixels gets a small loss. UniMatch's feature
+pixels, so a young network with few confident pixels gets a small loss; `dice_weight` > 0 adds
+a soft Dice over the confident pixels, which keeps small foreground structures from fading
+(`semisup.base.masked_soft_dice`). UniMatch's feature
 perturbation stream (`feature_dropout` > 0): the student also predicts the weak view with
 dropout on its encoder features and learns the same pseudo labels (2D smp backbones).
 """
@@ -20,7 +22,13 @@ from torch import Tensor, nn
 
 from genseg_cli.core.errors import GensegError
 from genseg_cli.core.runtime import Runtime
-from genseg_cli.semisup.base import UnlabeledObjective, hard_labels, pixel_loss, probabilities
+from genseg_cli.semisup.base import (
+    UnlabeledObjective,
+    hard_labels,
+    masked_soft_dice,
+    pixel_loss,
+    probabilities,
+)
 from genseg_cli.semisup.ema import EmaTeacher
 from genseg_cli.semisup.perturb import StrongPerturbation, cutmix, cutmix_boxes
 
@@ -33,6 +41,7 @@ class FixMatch(UnlabeledObjective):
     threshold: minimum confidence of a pseudo-labelled pixel; pseudo_labels: ema | student;
     ema_decay: the teacher's decay; cutmix: probability that an image gets a box of another;
     feature_dropout: dropout rate on the encoder's features for UniMatch's extra stream (0: off);
+    dice_weight: weight of a soft Dice on the confident pixels beside their cross-entropy;
     perturbation: the strong view's appearance changes (StrongPerturbation).
     """
 
@@ -46,19 +55,24 @@ class FixMatch(UnlabeledObjective):
         ema_decay: float = 0.99,
         cutmix: float = 0.5,
         feature_dropout: float = 0.0,
+        dice_weight: float = 0.0,
         perturbation: dict | None = None,
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
         if pseudo_labels not in PSEUDO_LABELS:
             raise ValueError(f"ssl.pseudo_labels={pseudo_labels!r} must be one of {PSEUDO_LABELS}")
-        if not 0.0 <= threshold <= 1.0 or not 0.0 <= feature_dropout < 1.0:
-            raise ValueError("ssl.threshold must lie in [0, 1] and ssl.feature_dropout in [0, 1)")
+        if not 0.0 <= threshold <= 1.0 or not 0.0 <= feature_dropout < 1.0 or dice_weight < 0:
+            raise ValueError(
+                "ssl.threshold must lie in [0, 1], ssl.feature_dropout in [0, 1) and "
+                "ssl.dice_weight must be >= 0"
+            )
         self.threshold = float(threshold)
         self.pseudo_labels = pseudo_labels
         self.ema_decay = float(ema_decay)
         self.cutmix_p = float(cutmix)
         self.feature_dropout = float(feature_dropout)
+        self.dice_weight = float(dice_weight)
         self.perturb = StrongPerturbation(**(perturbation or {}))
         self.teacher: EmaTeacher | None = None
 
@@ -108,14 +122,21 @@ class FixMatch(UnlabeledObjective):
         dropped = [features[0]] + [F.dropout2d(f, self.feature_dropout) for f in features[1:]]
         return segmenter.segmentation_head(segmenter.decoder(dropped))
 
+    def pseudo_label_loss(self, logits: Tensor, labels: Tensor, confident: Tensor) -> Tensor:
+        """Cross-entropy on the confident pixels, plus their soft Dice when dice_weight > 0."""
+        loss = (pixel_loss(logits, labels) * confident).mean()
+        if self.dice_weight:
+            loss = loss + self.dice_weight * masked_soft_dice(logits, labels, confident)
+        return loss
+
     def loss(self, logits: Tensor, context: dict[str, Any]) -> tuple[Tensor, dict[str, float]]:
-        strong = (pixel_loss(logits, context["labels"]) * context["confident"]).mean()
+        strong = self.pseudo_label_loss(logits, context["labels"], context["confident"])
         logs = {"ssl/confident": float(context["confident"].mean())}
         if not self.feature_dropout:
             return strong, logs
         with self.runtime.autocast():
             perturbed = self._feature_perturbed(context["segmenter"], context["weak"])
-        fp = (pixel_loss(perturbed, context["weak_labels"]) * context["weak_confident"]).mean()
+        fp = self.pseudo_label_loss(perturbed, context["weak_labels"], context["weak_confident"])
         return 0.5 * (strong + fp), logs
 
     def after_step(self, segmenter: nn.Module, context: dict[str, Any]) -> dict[str, float]:
