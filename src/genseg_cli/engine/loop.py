@@ -12,9 +12,11 @@ from pathlib import Path
 
 import pandas as pd
 import torch
+from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from genseg_cli.core.errors import GensegError
 from genseg_cli.core.files import load_torch, save_torch, write_csv, write_json
 from genseg_cli.core.progress import training_progress
 from genseg_cli.core.runtime import Runtime, resolve_runtime, seed_everything
@@ -70,7 +72,13 @@ def build_unlabeled_objective(cfg: DictConfig) -> UnlabeledObjective | None:
     settings = OmegaConf.to_container(node, resolve=True)  # the run's values, then no parent
     for key in ("name", "label"):
         settings.pop(key)
-    return instantiate(OmegaConf.create(settings), name=node.name)
+    try:
+        return instantiate(OmegaConf.create(settings), name=node.name)
+    except InstantiationException as err:  # the objective's own check, as one line (exit 2)
+        cause = err.__cause__
+        if isinstance(cause, ValueError | GensegError):
+            raise GensegError(f"ssl={node.name}: {cause}") from None
+        raise
 
 
 def training_context(

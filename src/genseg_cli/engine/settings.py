@@ -47,28 +47,25 @@ def whole(minimum: int, optional: bool = False) -> Callable[[object], str | None
 
 def at_least(low: float, optional: bool = False):
     """A number >= low (weights of optional terms, where 0 turns the term off)."""
+    return number(low, optional=optional, closed=True)
+
+
+def number(low: float, high: float | None = None, optional: bool = False, closed: bool = False):
+    """A number in the open interval (low, high), or the closed [low, high] when `closed`;
+    high None: no upper bound."""
 
     def check(value: object) -> str | None:
         if value is None and optional:
             return None
         if isinstance(value, bool) or not isinstance(value, int | float):
             return "must be a number" + (" or null" if optional else "")
-        return None if value >= low else f"must be at least {low}"
-
-    return check
-
-
-def number(low: float, high: float | None = None, optional: bool = False):
-    """A number in the open interval (low, high); high None: no upper bound."""
-
-    def check(value: object) -> str | None:
-        if value is None and optional:
+        above = value >= low if closed else value > low
+        below = high is None or (value <= high if closed else value < high)
+        if above and below:
             return None
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            return "must be a number" + (" or null" if optional else "")
-        if value <= low or (high is not None and value >= high):
-            return f"must be above {low}" + (f" and below {high}" if high is not None else "")
-        return None
+        if closed:
+            return f"must be at least {low}" if high is None else f"must lie in [{low}, {high}]"
+        return f"must be above {low}" + (f" and below {high}" if high is not None else "")
 
     return check
 
@@ -105,6 +102,13 @@ SETTINGS: dict[str, Rule] = {
     "generator.unlabeled_realism": Rule(
         at_least(0.0, optional=True), "generator.unlabeled_realism=1 (0: off)"
     ),
+    # the ssl group's keys (absent with ssl=none)
+    "ssl.weight": Rule(at_least(0.0, optional=True), "ssl.weight=1.0"),
+    "ssl.ramp_up": Rule(number(0.0, 1.0, optional=True, closed=True), "ssl.ramp_up=0.2"),
+    "ssl.threshold": Rule(number(0.0, 1.0, optional=True, closed=True), "ssl.threshold=0.9"),
+    "ssl.ema_decay": Rule(number(0.0, 1.0, optional=True, closed=True), "ssl.ema_decay=0.99"),
+    "ssl.cutmix": Rule(number(0.0, 1.0, optional=True, closed=True), "ssl.cutmix=0.5"),
+    "ssl.dice_weight": Rule(at_least(0.0, optional=True), "ssl.dice_weight=1 (0: off)"),
 }
 
 
