@@ -32,8 +32,6 @@ import csv
 import time
 from pathlib import Path
 
-import torch
-from hydra.utils import instantiate
 from method_setup import prepare, run_data, runtime_of
 from rich.console import Console
 from rich.table import Table
@@ -42,9 +40,11 @@ from genseg_cli.core.config import compose
 from genseg_cli.core.runtime import seed_everything
 from genseg_cli.data.batches import training_batches
 from genseg_cli.engine.loop import build_method
-from genseg_cli.engine.tstr import TSTR_SEED_OFFSET, train_on_synthetic_test_on_real
-from genseg_cli.evaluation.evaluate import evaluate_model, summarise
-from genseg_cli.nets.segmenters import build_segmenter
+from genseg_cli.engine.tstr import (
+    train_fresh_and_score,
+    train_on_synthetic_test_on_real,
+    tstr_seed,
+)
 
 REFERENCE = "real pairs (reference)"
 VARIANTS = [
@@ -64,28 +64,9 @@ def parse_variant(text: str) -> tuple[str, list[str]]:
 
 def real_reference(cfg, data, steps: int) -> dict:
     """The TSTR recipe with real augmented pairs instead of synthetic ones (train on real)."""
-    started = time.perf_counter()
-    runtime = runtime_of(cfg)
-    method = build_method(cfg, runtime)  # for its spec and loss only
-    torch.manual_seed(int(cfg.seed) + TSTR_SEED_OFFSET)
-    segmenter = runtime.prepare(build_segmenter(cfg.backbone, method.spec.dims))
-    optimizer = instantiate(cfg.optim.optimizer)(segmenter.parameters())
-    scheduler = instantiate(cfg.optim.scheduler, T_max=steps)(optimizer)
-    segmenter.train()
-    seed = int(cfg.seed) + TSTR_SEED_OFFSET
-    for batch in training_batches(data.train, method.spec, steps, seed, cfg.augment, None):
-        images, masks = method.to_device(batch)
-        optimizer.zero_grad(set_to_none=True)
-        with runtime.autocast():
-            logits = segmenter(images)
-        method.loss(logits.float(), masks).backward()
-        optimizer.step()
-        scheduler.step()
-    ev = cfg.evaluation
-    scores = evaluate_model(
-        segmenter, data.test, method.spec, runtime, ev.resolution, ev.threshold, ev.batch_size
-    )
-    return {"time_s": time.perf_counter() - started, "test": summarise(scores)}
+    method = build_method(cfg, runtime_of(cfg))  # for its spec, runtime and loss only
+    batches = training_batches(data.train, method.spec, steps, tstr_seed(cfg), cfg.augment, None)
+    return train_fresh_and_score(cfg, method, data, steps, map(method.to_device, batches))
 
 
 CSV_COLUMNS = ["shared", "variant", "overrides", "seed", "pretrain_s", "tstr_dice"]
