@@ -31,8 +31,14 @@ from genseg_cli.engine.checkpoint import (
     save_last,
     set_rng_state,
 )
+from genseg_cli.engine.restore import load_run
 from genseg_cli.engine.settings import check_settings
-from genseg_cli.engine.streams import check_unlabeled, pretraining_unlabeled, step_batches
+from genseg_cli.engine.streams import (
+    check_teacher_run,
+    check_unlabeled,
+    pretraining_unlabeled,
+    step_batches,
+)
 from genseg_cli.engine.tensorboard import ScalarLog
 from genseg_cli.engine.tstr import train_on_synthetic_test_on_real
 from genseg_cli.evaluation.evaluate import evaluate_model, summarise
@@ -60,20 +66,27 @@ def build_method(cfg: DictConfig, runtime: Runtime, spec: DataSpec | None = None
         runtime=runtime,
         spec=spec,
         grad_clip=cfg.trainer.grad_clip,
-        unlabeled=build_unlabeled_objective(cfg),
+        unlabeled=build_unlabeled_objective(cfg, runtime),
     )
 
 
-def build_unlabeled_objective(cfg: DictConfig) -> UnlabeledObjective | None:
-    """The `ssl` group's objective on unlabeled images, or None (ssl=none)."""
+def build_unlabeled_objective(
+    cfg: DictConfig, runtime: Runtime | None = None
+) -> UnlabeledObjective | None:
+    """The `ssl` group's objective on unlabeled images, or None (ssl=none); a teacher run
+    (`ssl.teacher_run`) is loaded here, its best segmenter on the run's device."""
     node = cfg.get("ssl")
     if not node or not node.get("_target_"):
         return None
     settings = OmegaConf.to_container(node, resolve=True)  # the run's values, then no parent
     for key in ("name", "label"):
         settings.pop(key)
+    extra = {}
+    if settings.pop("teacher_run", None):
+        device = str(runtime.device) if runtime is not None else "auto"
+        extra["teacher"] = load_run(node.teacher_run, device).segmenter
     try:
-        return instantiate(OmegaConf.create(settings), name=node.name)
+        return instantiate(OmegaConf.create(settings), name=node.name, **extra)
     except InstantiationException as err:  # the objective's own check, as one line (exit 2)
         cause = err.__cause__
         if isinstance(cause, ValueError | GensegError):
@@ -262,6 +275,7 @@ def prepare_run(cfg: DictConfig) -> PreparedRun:
     )
     method = build_method(cfg, runtime, spec)
     check_unlabeled(cfg, method, data)
+    check_teacher_run(cfg, data)
     return PreparedRun(cfg, spec, runtime, data, method)
 
 

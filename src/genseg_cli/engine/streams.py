@@ -8,9 +8,11 @@ so adding one never changes the numbers another draws.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from genseg_cli.core.errors import GensegError
 from genseg_cli.data.batches import training_batches, unlabeled_batches
@@ -43,6 +45,35 @@ def check_unlabeled(cfg: DictConfig, method: Method, data: RunData) -> None:
             f"generator.unlabeled_realism={cfg.generator.unlabeled_realism} learns from "
             f"unlabeled images, but {there}; set n_unlabeled=null (all) or "
             "generator.unlabeled_realism=0"
+        )
+
+
+def check_teacher_run(cfg: DictConfig, data: RunData) -> None:
+    """Pre-flight of self-training: the teacher run is of the same dataset and never trained or
+    selected its checkpoint on one of this run's test images."""
+    ssl = cfg.get("ssl")
+    if not ssl or not ssl.get("teacher_run"):
+        return
+    teacher_dir = Path(ssl.teacher_run).expanduser()
+    try:
+        teacher_cfg = OmegaConf.load(teacher_dir / "config.yaml")
+        splits = json.loads((teacher_dir / "splits.json").read_text())
+    except (OSError, ValueError) as err:
+        raise GensegError(
+            f"ssl.teacher_run={ssl.teacher_run}: cannot read its config.yaml and splits.json "
+            f"({err}); give the folder of a finished genseg train run"
+        ) from None
+    if teacher_cfg.dataset.name != cfg.dataset.name:
+        raise GensegError(
+            f"ssl.teacher_run={ssl.teacher_run} is a run on '{teacher_cfg.dataset.name}', this "
+            f"run is on '{cfg.dataset.name}'; give a teacher trained on the same dataset"
+        )
+    seen = set(splits.get("train", [])) | set(splits.get("val", []))
+    leaked = sorted(seen & set(data.splits.test))
+    if leaked:
+        raise GensegError(
+            f"ssl.teacher_run={ssl.teacher_run} trained on {len(leaked)} of this run's test "
+            f"images (e.g. {leaked[0]}); give a teacher with the same seed and n_labeled"
         )
 
 

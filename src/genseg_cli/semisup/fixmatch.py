@@ -2,7 +2,9 @@
 
 Pseudo labels come from the weak view (the unlabeled stream as the augment group delivers it),
 predicted by an EMA teacher (default: it is steadier than the young student, which the issue's
-probe found to learn slowly) or by the student itself in eval mode. The student learns them on
+probe found to learn slowly), by the student itself in eval mode, or by a finished run's frozen
+segmenter (`pseudo_labels="run"`: self-training with a trained teacher, as in Noisy Student and
+ST++; `conf/ssl/self_training.yaml`). The student learns them on
 a strong view: appearance perturbation plus CutMix between the batch's images. Only pixels
 whose pseudo label is confident (probability >= threshold) count; the loss is averaged over all
 pixels, so a young network with few confident pixels gets a small loss; `dice_weight` > 0 adds
@@ -32,13 +34,14 @@ from genseg_cli.semisup.base import (
 from genseg_cli.semisup.ema import EmaTeacher
 from genseg_cli.semisup.perturb import StrongPerturbation, cutmix, cutmix_boxes
 
-PSEUDO_LABELS = ("ema", "student")
+PSEUDO_LABELS = ("ema", "student", "run")
 
 
 class FixMatch(UnlabeledObjective):
     """Weak-to-strong pseudo labelling with a confidence threshold.
 
-    threshold: minimum confidence of a pseudo-labelled pixel; pseudo_labels: ema | student;
+    threshold: minimum confidence of a pseudo-labelled pixel; pseudo_labels: ema | student |
+    run (the frozen `teacher` network, which the loop loads from `ssl.teacher_run`);
     ema_decay: the teacher's decay; cutmix: probability that an image gets a box of another;
     feature_dropout: dropout rate on the encoder's features for UniMatch's extra stream (0: off);
     dice_weight: weight of a soft Dice on the confident pixels beside their cross-entropy;
@@ -57,6 +60,7 @@ class FixMatch(UnlabeledObjective):
         feature_dropout: float = 0.0,
         dice_weight: float = 0.0,
         perturbation: dict | None = None,
+        teacher: nn.Module | None = None,
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
@@ -75,6 +79,12 @@ class FixMatch(UnlabeledObjective):
         self.dice_weight = float(dice_weight)
         self.perturb = StrongPerturbation(**(perturbation or {}))
         self.teacher: EmaTeacher | None = None
+        if (pseudo_labels == "run") != (teacher is not None):
+            raise ValueError(
+                "ssl.pseudo_labels=run needs a trained teacher (ssl.teacher_run=RUN_DIR), and "
+                "ssl.teacher_run needs ssl.pseudo_labels=run"
+            )
+        self.trained_teacher = teacher.eval().requires_grad_(False) if teacher else None
 
     def bind(self, segmenter: nn.Module, runtime: Runtime) -> None:
         super().bind(segmenter, runtime)
@@ -91,6 +101,8 @@ class FixMatch(UnlabeledObjective):
     @torch.no_grad()
     def _weak_predictions(self, segmenter: nn.Module, unlabeled: Tensor) -> Tensor:
         with self.runtime.autocast():
+            if self.trained_teacher is not None:
+                return probabilities(self.trained_teacher(unlabeled).float())
             if self.teacher is not None:
                 return probabilities(self.teacher(unlabeled).float())
             was_training = segmenter.training
