@@ -6,6 +6,8 @@
 #   METHODS   methods separated by ';', each its overrides separated by spaces
 #   SEEDS     seeds (default "0 1 2"); EXTRA: overrides for every run (e.g. a cheaper profile)
 #   OUT       the grid folder
+#   @baseline in a method's overrides stands for the folder of the same dataset and seed's
+#             method=baseline run (list it first): ssl=self_training ssl.teacher_run=@baseline
 #   DATASETS=busi METHODS="method=baseline; method=genseg mlo.levers=[appearance]" \
 #     bash scripts/screen.sh
 # scripts/ssl_screen.sh and scripts/lever_screen.sh call this with their own defaults.
@@ -22,8 +24,10 @@ for seed in $SEEDS; do
     [ "$name" = kvasir ] && dataset="kvasir evaluation.ood=false"   # CVC-ClinicDB is not here
     for method in "${methods[@]}"; do
       overrides=$(echo "$method" | xargs)   # trim
-      run=$(echo "$name $overrides seed$seed" | tr ' ,[]=' '_+__-' | cut -c1-100)
+      named=$(echo "$overrides" | sed 's/ *ssl.teacher_run=@baseline//')
+      run=$(echo "$name $named seed$seed" | tr ' ,[]=' '_+__-' | cut -c1-100)
       [ -f "$OUT/$run/metrics.json" ] && continue   # finished earlier: keep it
+      overrides=${overrides//@baseline/$OUT/${name}_method-baseline_seed$seed}
       # shellcheck disable=SC2086  # the overrides are words on purpose
       genseg train dataset=$dataset $overrides seed="$seed" $EXTRA \
         trainer.progress=false hydra.run.dir="$OUT/$run"

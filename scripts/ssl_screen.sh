@@ -4,6 +4,9 @@
 # Any of DATASETS, METHODS, SEEDS, OUT, EXTRA may be set (see scripts/screen.sh), e.g.
 #   SEEDS="0 1 2" DATASETS=busi \
 #     METHODS="method=baseline ssl=fixmatch; method=genseg ssl=fixmatch" bash scripts/ssl_screen.sh
+# Self-training takes each seed's baseline run as its teacher (@baseline; the baseline first):
+#   METHODS="method=baseline; method=baseline ssl=self_training ssl.teacher_run=@baseline" \
+#     bash scripts/ssl_screen.sh
 set -euo pipefail
 export OUT=${OUT:-${GENSEG_OUTPUT_DIR:-outputs}/grid/ssl_screen}
 export SEEDS=${SEEDS:-${SEED:-0}}

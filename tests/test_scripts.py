@@ -73,3 +73,29 @@ def test_generator_sweep_scores_each_variant_and_the_real_reference(tmp_path) ->
     assert [r.split(",")[1] for r in rows[1:]] == ["real pairs (reference)", "short", "fm"] * 2
     summary = run("generator_sweep.py", "--summarise", str(table))
     assert "| short |" in summary and "| fm |" in summary and "0: " in summary and "1: " in summary
+
+
+def test_screen_grid_runs_each_method_and_points_self_training_at_its_baseline(tmp_path) -> None:
+    from tests.conftest import DATA_DIR
+
+    if not (DATA_DIR / "jsrt").is_dir():
+        pytest.skip("real dataset jsrt not found")
+    env = {
+        **os.environ,
+        "GENSEG_DATA_DIR": str(DATA_DIR),
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        "OUT": str(tmp_path),
+        "SEEDS": "0",
+        "DATASETS": "jsrt",
+        "METHODS": "method=baseline; method=baseline ssl=self_training ssl.teacher_run=@baseline",
+        "EXTRA": "profile=debug trainer.steps=3 n_unlabeled=4 trainer.precision=fp32",
+    }
+    out = subprocess.run(
+        ["bash", str(SCRIPTS / "screen.sh")], capture_output=True, text=True, env=env, timeout=600
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    student = tmp_path / "jsrt_method-baseline_ssl-self_training_seed0"
+    assert (student / "metrics.json").is_file()
+    teacher = (student / "config.yaml").read_text().split("teacher_run: ")[1].split()[0]
+    assert Path(teacher) == tmp_path / "jsrt_method-baseline_seed0"
+    assert (tmp_path / "report" / "runs.csv").is_file()
