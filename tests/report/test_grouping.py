@@ -69,6 +69,24 @@ def test_a_run_without_a_shared_override_makes_it_a_variant(tmp_path: Path):
     assert summary.loc[("genseg", 9), "test_dice_mean"] == 0.5  # not averaged with the others
 
 
+def test_self_training_seeds_with_their_own_teacher_folders_average_together(tmp_path: Path):
+    sweep = tmp_path / "sweep"
+    for seed in (0, 1, 2):
+        teacher = fake_run(sweep / f"baseline_s{seed}", seed=seed, dice=0.70)
+        fake_run(
+            sweep / f"self_training_s{seed}",
+            method="baseline+self_training",
+            seed=seed,
+            dice=0.72,
+            overrides=["ssl=self_training", f"ssl.teacher_run={teacher}"],
+        )
+    summary = aggregate(collect_runs(sweep).runs).set_index("method")
+    label = "baseline+self_training [ssl.teacher_run=baseline]"
+    assert summary.loc[label, "n_seeds"] == 3
+    pairs = paired(collect_runs(sweep).runs, reference="baseline").set_index("method")
+    assert pairs.loc[label, "n_pairs"] == 3
+
+
 def test_runs_of_two_setups_are_never_averaged_or_paired_together(tmp_path: Path):
     """A paper-profile run and a CPU-profile run of one method, budget and seed stay apart."""
     sweep = tmp_path / "sweep"

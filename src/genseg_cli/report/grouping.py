@@ -8,6 +8,9 @@ The rules, applied to every finished run that one report (or `genseg runs`) coll
   objective on unlabeled images (ssl, part of the method's name), where things live or how they
   are shown (paths.*, hydra*, trainer.progress, ...), which OOD sets are scored, and the start
   weights (backbone.weights / backbone.encoder_weights: recorded as `start_weights`).
+  A self-training teacher (`ssl.teacher_run=FOLDER`) is a different folder for every seed; it
+  counts as the teacher's method (`ssl.teacher_run=baseline`, read from the teacher's
+  metrics.json), so the seeds of one recipe average and pair together.
 - Shared overrides: an override (the same `key=value`) given to EVERY collected run is not a
   variant. The report names it once in its header and method labels stay plain (`genseg`, not
   `genseg [trainer.steps=300]`). It is computed over the whole collected set (all datasets under
@@ -27,6 +30,7 @@ The rules, applied to every finished run that one report (or `genseg runs`) coll
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,6 +51,7 @@ NOT_VARIANT |= {"ssl"}  # the objective is part of the method's name (baseline+f
 NOT_VARIANT |= {"evaluation.ood"}  # which out-of-domain sets are scored, not how a run trains
 NOT_VARIANT |= {"resume", "trainer.progress", "trainer.num_threads", "trainer.stop_after"}
 NOT_VARIANT_PREFIXES = ("paths.", "hydra")  # hydra.*, hydra/launcher=...
+TEACHER_KEY = "ssl.teacher_run"  # a run folder per seed: shown as the teacher's method
 
 
 class BadRunFile(Exception):
@@ -82,7 +87,22 @@ def variant_overrides(overrides: Iterable[str]) -> frozenset[str]:
     """
     keys = {o: override_key(o) for o in overrides}
     skip = NOT_VARIANT_PREFIXES
-    return frozenset(o for o, k in keys.items() if k not in NOT_VARIANT and not k.startswith(skip))
+    return frozenset(
+        teacher_as_method(o) if k == TEACHER_KEY else o
+        for o, k in keys.items()
+        if k not in NOT_VARIANT and not k.startswith(skip)
+    )
+
+
+def teacher_as_method(override: str) -> str:
+    """`ssl.teacher_run=FOLDER` -> `ssl.teacher_run=<the teacher run's method>`; unchanged when
+    the teacher's metrics.json cannot be read (then the folder is all the report knows)."""
+    folder = Path(override.split("=", 1)[1]).expanduser()
+    try:
+        method = json.loads((folder / "metrics.json").read_text())["run"]["method"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return override
+    return f"{TEACHER_KEY}={method}"
 
 
 def setup_of(overrides: Iterable[str]) -> str:
