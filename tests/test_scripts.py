@@ -76,6 +76,7 @@ def test_generator_sweep_scores_each_variant_and_the_real_reference(tmp_path) ->
 
 
 def test_screen_grid_runs_each_method_and_points_self_training_at_its_baseline(tmp_path) -> None:
+    """scripts/screen.sh with @baseline, then scripts/final_checkpoint_scores.py on its runs."""
     from tests.conftest import DATA_DIR
 
     if not (DATA_DIR / "jsrt").is_dir():
@@ -88,7 +89,8 @@ def test_screen_grid_runs_each_method_and_points_self_training_at_its_baseline(t
         "SEEDS": "0",
         "DATASETS": "jsrt",
         "METHODS": "method=baseline; method=baseline ssl=self_training ssl.teacher_run=@baseline",
-        "EXTRA": "profile=debug trainer.steps=3 n_unlabeled=4 trainer.precision=fp32",
+        "EXTRA": "profile=debug trainer.steps=3 n_unlabeled=4 trainer.precision=fp32 "
+        "trainer.checkpoint_every=1",
     }
     out = subprocess.run(
         ["bash", str(SCRIPTS / "screen.sh")], capture_output=True, text=True, env=env, timeout=600
@@ -99,3 +101,6 @@ def test_screen_grid_runs_each_method_and_points_self_training_at_its_baseline(t
     teacher = (student / "config.yaml").read_text().split("teacher_run: ")[1].split()[0]
     assert Path(teacher) == tmp_path / "jsrt_method-baseline_seed0"
     assert (tmp_path / "report" / "runs.csv").is_file()
+    # the same runs' final weights scored beside their best-validation checkpoint
+    table = run("final_checkpoint_scores.py", str(student), str(Path(teacher)))
+    assert "baseline+self_training" in table and "final - best over 2 runs" in table
