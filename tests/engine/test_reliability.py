@@ -376,3 +376,22 @@ def test_a_refused_resume_of_a_finished_run_leaves_it_done(signal_set: Path, uni
     assert "already done" in result.stderr
     after = {p: p.read_bytes() for p in uninterrupted.rglob("*") if p.is_file()}
     assert after == before  # status.json still says done; .hydra/ and train.log untouched
+
+
+def test_keep_final_keeps_and_scores_the_last_steps_weights(data_dir, tmp_path):
+    import torch
+
+    from genseg_cli.core.files import load_torch
+    from genseg_cli.engine.loop import BEST
+
+    shaky = "optim.optimizer.lr=0.05"  # a step size at which validation Dice goes up and down
+    chosen = run_training(cfg_for(shaky), tmp_path / "best_val")
+    assert chosen["best_step"] < 8  # this run's best validation is not its last step ...
+    final = run_training(cfg_for(shaky, "trainer.keep=final"), tmp_path / "final")
+    assert final["best_step"] == 8  # ... so keeping the final weights is a different choice
+    history = pd.read_csv(tmp_path / "final" / "history.csv")
+    assert final["val_dice"] == history["val/dice"].dropna().iloc[-1]
+    kept = load_torch(tmp_path / "final" / BEST)["model"]
+    last = load_torch(tmp_path / "final" / LAST)["method"]["segmenter"]
+    assert kept.keys() == last.keys() and all(torch.equal(kept[k], last[k]) for k in kept)
+    assert final["test"] != chosen["test"]  # the kept weights are the ones scored

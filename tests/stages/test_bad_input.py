@@ -161,6 +161,8 @@ ROWS = [
     Row("train-ssl-objective-refuses", "feature dropout of 1 (the objective's own check)",
         (*TRAIN, "ssl=fixmatch", "ssl.feature_dropout=1"), 2,
         ("ssl=fixmatch: ", "ssl.feature_dropout in [0, 1)"), via="script"),
+    Row("train-bad-keep", "a checkpoint choice that does not exist", (*TRAIN, "trainer.keep=last"),
+        2, ("trainer.keep=last must be one of best_val, final",)),
     Row("train-unknown-dataset", "dataset not in the registry", (*TRAIN, "dataset=lungs"), 2,
         ("there is no dataset 'lungs'", "jsrt")),
     Row("train-unknown-backbone", "backbone not in conf/", (*TRAIN, "backbone=resnet50"), 2,

@@ -141,8 +141,9 @@ def checkpoint(method: Method, cfg: DictConfig, step: int, val_dice: float) -> d
 
 
 def fit(cfg: DictConfig, method: Method, data: RunData, run_dir: Path) -> dict:
-    """Run trainer.steps training steps, keeping the best-validation checkpoint on disk and a
-    resumable one every trainer.checkpoint_every steps; with `resume`, continue from it."""
+    """Run trainer.steps training steps, keeping the best-validation checkpoint (or, with
+    trainer.keep=final, the last step's) on disk and a resumable one every
+    trainer.checkpoint_every steps; with `resume`, continue from it."""
     spec = method.spec
     context = training_context(cfg, data, run_dir, spec)
     started = time.perf_counter()
@@ -161,6 +162,7 @@ def fit(cfg: DictConfig, method: Method, data: RunData, run_dir: Path) -> dict:
     elif cfg.get("resume"):
         log.info("no checkpoint to resume from; training starts at step 1")
     best, history = progress_state.best, progress_state.history
+    keep_best_val = tcfg.get("keep", "best_val") == "best_val"
     scalars = ScalarLog(run_dir, tcfg.get("tensorboard", "auto"))
     started = time.perf_counter()
     with training_progress(tcfg.progress) as bar:
@@ -174,7 +176,8 @@ def fit(cfg: DictConfig, method: Method, data: RunData, run_dir: Path) -> dict:
             if step % tcfg.val_every == 0 or step == steps:
                 row["val/dice"] = score = validate(method, context.val_batch)
                 method.on_validation(score)
-                if score >= best["val_dice"]:  # ties go to the later, longer-trained model
+                # ties go to the later, longer-trained model; trainer.keep=final keeps the last
+                if (score >= best["val_dice"]) if keep_best_val else step == steps:
                     best = {"step": step, "val_dice": score}
                     save_torch(run_dir / BEST, checkpoint(method, cfg, step, score))
                 bar.update(task, val=f"{score:.4f}")
@@ -221,7 +224,8 @@ def write_history(run_dir: Path, history: pd.DataFrame) -> None:
 
 
 def evaluate_run(cfg: DictConfig, method: Method, data: RunData, run_dir: Path) -> dict:
-    """Score the best checkpoint on test and OOD sets; write per_image.csv; return summaries."""
+    """Score the kept checkpoint (best.pt) on test and OOD sets; write per_image.csv; return
+    summaries."""
     method.segmenter.load_state_dict(load_torch(run_dir / BEST)["model"])
     spec, sets = method.spec, {"test": data.test, **data.ood}
     frames, summary = [], {}

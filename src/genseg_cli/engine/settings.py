@@ -77,6 +77,8 @@ def one_of(*choices: object):
     return check
 
 
+KEEP = ("best_val", "final")  # trainer.keep: which weights a run keeps and scores
+
 SETTINGS: dict[str, Rule] = {
     "seed": Rule(whole(0), "seed=0"),
     "n_labeled": Rule(whole(1), "n_labeled=9 (images for train + validation)"),
@@ -93,6 +95,7 @@ SETTINGS: dict[str, Rule] = {
     "trainer.grad_clip": Rule(number(0.0, optional=True), "trainer.grad_clip=1.0"),
     "trainer.precision": Rule(one_of("auto", "fp32", *DTYPES), "trainer.precision=auto"),
     "trainer.progress": Rule(one_of(True, False), "trainer.progress=false"),
+    "trainer.keep": Rule(one_of(*KEEP), "trainer.keep=final"),
     "evaluation.resolution": Rule(one_of(*RESOLUTIONS), "evaluation.resolution=original"),
     "evaluation.threshold": Rule(number(0.0, 1.0), "evaluation.threshold=0.5"),
     "evaluation.batch_size": Rule(whole(1), "evaluation.batch_size=16"),
