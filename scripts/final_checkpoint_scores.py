@@ -4,9 +4,11 @@ A run keeps the checkpoint with the best validation Dice (checked every `trainer
 steps) and scores it on the test set; with a few validation images (8 for Kvasir-40, 20 for
 BUSI-100) that choice is noisy. This scores each finished run's final weights
 (checkpoints/last.pt) on the same test set and prints them beside the recorded best-checkpoint
-score, one row per run, then the spread of the differences.
+score, one row per run, then the spread of the differences and, per method, the paired
+differences to a reference method (same dataset, labels and seed) under either choice.
 
     python scripts/final_checkpoint_scores.py outputs/grid/ssl_screen/*/
+    python scripts/final_checkpoint_scores.py --runs-csv GRID/report/runs.csv --csv final.csv
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import json
 import os
 from pathlib import Path
 
+import pandas as pd
 import torch
 from rich.console import Console
 from rich.table import Table
@@ -57,10 +60,41 @@ def final_test_dice(run_dir: Path) -> tuple[dict, float]:
     return metrics, float(summarise(scores)["dice_mean"])
 
 
+def paired_table(rows: pd.DataFrame, reference: str) -> Table:
+    """Per method, label (dataset, n_labeled): final-weights test Dice minus the reference's,
+    per seed, for the best-validation and the final weights."""
+    table = Table("dataset", "n", "method", "seeds", "best-val minus ref", "final minus ref")
+    for (dataset, n), group in rows.groupby(["dataset", "n_labeled"]):
+        ref = group[group.method == reference].set_index("seed")
+        for method, runs in group[group.method != reference].groupby("method"):
+            runs = runs.set_index("seed").sort_index()
+            seeds = [s for s in runs.index if s in ref.index]
+            if not seeds:
+                continue
+            cells = []
+            for column in ("test_dice", "final_dice"):
+                diff = runs.loc[seeds, column] - ref.loc[seeds, column]
+                per_seed = ", ".join(f"{d:+.4f}" for d in diff)
+                cells.append(
+                    f"{per_seed} (mean {diff.mean():+.4f}, {(diff > 0).sum()}/{len(diff)})"
+                )
+            table.add_row(dataset, str(n), method, ", ".join(map(str, seeds)), *cells)
+    return table
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("runs", nargs="+", type=Path, help="finished run folders")
+    parser.add_argument("runs", nargs="*", type=Path, help="finished run folders")
+    parser.add_argument(
+        "--runs-csv", type=Path, help="a report's runs.csv: its runs, labelled as it labels them"
+    )
+    parser.add_argument("--reference", default="baseline", help="method label to pair against")
+    parser.add_argument("--csv", type=Path, help="write the rows (with final_dice) here")
     args = parser.parse_args()
+    if args.runs_csv:
+        listed = pd.read_csv(args.runs_csv)
+    else:
+        listed = pd.DataFrame({"run_dir": [str(r) for r in args.runs]})
     table = Table(
         "run",
         "method",
@@ -70,33 +104,52 @@ def main() -> None:
         "final test Dice",
         "final - best",
     )
-    differences, skipped = [], []
-    for run_dir in args.runs:
+    rows, skipped = [], []
+    for entry in listed.to_dict("records"):
+        run_dir = Path(entry["run_dir"])
         if not (run_dir / "checkpoints" / "last.pt").is_file():
             skipped.append(run_dir.name)  # e.g. trainer.checkpoint_every=0 keeps no last.pt
             continue
         metrics, final = final_test_dice(run_dir.resolve())
+        run = metrics["run"]
         best = metrics["test"]["dice_mean"]
-        differences.append(final - best)
+        method = entry.get("method", run["method"])
+        rows.append(
+            {
+                "dataset": run["dataset"],
+                "n_labeled": run["n_labeled"],
+                "method": method,
+                "seed": run["seed"],
+                "best_step": metrics["best_step"],
+                "test_dice": best,
+                "final_dice": final,
+                "run_dir": str(run_dir),
+            }
+        )
         table.add_row(
             run_dir.name,
-            metrics["run"]["method"],
-            str(metrics["run"]["seed"]),
+            method,
+            str(run["seed"]),
             str(metrics["best_step"]),
             f"{best:.4f}",
             f"{final:.4f}",
             f"{final - best:+.4f}",
         )
-    console = Console(width=200)
+    console = Console(width=220)
     console.print(table)
     if skipped:
         console.print(f"skipped (no checkpoints/last.pt): {', '.join(skipped)}")
-    if differences:
-        spread = torch.tensor(differences)
-        console.print(
-            f"final - best over {len(differences)} runs: mean {spread.mean():+.4f}, "
-            f"mean |.| {spread.abs().mean():.4f}, max |.| {spread.abs().max():.4f}"
-        )
+    if not rows:
+        return
+    frame = pd.DataFrame(rows)
+    spread = frame.final_dice - frame.test_dice
+    console.print(
+        f"final - best over {len(frame)} runs: mean {spread.mean():+.4f}, "
+        f"mean |.| {spread.abs().mean():.4f}, max |.| {spread.abs().max():.4f}"
+    )
+    console.print(paired_table(frame, args.reference))
+    if args.csv:
+        frame.to_csv(args.csv, index=False)
 
 
 if __name__ == "__main__":

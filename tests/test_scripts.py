@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
@@ -102,5 +103,12 @@ def test_screen_grid_runs_each_method_and_points_self_training_at_its_baseline(t
     assert Path(teacher) == tmp_path / "jsrt_method-baseline_seed0"
     assert (tmp_path / "report" / "runs.csv").is_file()
     # the same runs' final weights scored beside their best-validation checkpoint
-    table = run("final_checkpoint_scores.py", str(student), str(Path(teacher)))
+    out = tmp_path / "final.csv"
+    runs_csv = str(tmp_path / "report" / "runs.csv")
+    table = run("final_checkpoint_scores.py", "--runs-csv", runs_csv, "--csv", str(out))
     assert "baseline+self_training" in table and "final - best over 2 runs" in table
+    assert "final minus ref" in table  # the paired table against the baseline
+    assert set(pd.read_csv(out).method) == {
+        "baseline",
+        "baseline+self_training [ssl.teacher_run=baseline]",
+    }
