@@ -23,6 +23,7 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
+from genseg_cli.core.errors import GensegError
 from genseg_cli.core.files import load_torch
 from genseg_cli.data.registry import dataset_spec
 from genseg_cli.data.run_data import load_run_data
@@ -108,9 +109,13 @@ def main() -> None:
     for entry in listed.to_dict("records"):
         run_dir = Path(entry["run_dir"])
         if not (run_dir / "checkpoints" / "last.pt").is_file():
-            skipped.append(run_dir.name)  # e.g. trainer.checkpoint_every=0 keeps no last.pt
+            skipped.append(f"{run_dir.name} (no checkpoints/last.pt)")  # checkpoint_every=0
             continue
-        metrics, final = final_test_dice(run_dir.resolve())
+        try:
+            metrics, final = final_test_dice(run_dir.resolve())
+        except GensegError as err:  # e.g. a checkpoint of an older version that is not safe to load
+            skipped.append(f"{run_dir.name} ({err})")
+            continue
         run = metrics["run"]
         best = metrics["test"]["dice_mean"]
         method = entry.get("method", run["method"])
@@ -138,7 +143,7 @@ def main() -> None:
     console = Console(width=220)
     console.print(table)
     if skipped:
-        console.print(f"skipped (no checkpoints/last.pt): {', '.join(skipped)}")
+        console.print("skipped: " + "; ".join(skipped))
     if not rows:
         return
     frame = pd.DataFrame(rows)
