@@ -65,6 +65,7 @@ def paired_table(rows: pd.DataFrame, reference: str) -> Table:
     """Per method, label (dataset, n_labeled): final-weights test Dice minus the reference's,
     per seed, for the best-validation and the final weights."""
     table = Table("dataset", "n", "method", "seeds", "best-val minus ref", "final minus ref")
+    table.columns[2].overflow = "fold"  # long variant labels wrap instead of being cut
     for (dataset, n), group in rows.groupby(["dataset", "n_labeled"]):
         ref = group[group.method == reference].set_index("seed")
         for method, runs in group[group.method != reference].groupby("method"):
@@ -105,6 +106,7 @@ def main() -> None:
         "final test Dice",
         "final - best",
     )
+    table.columns[1].overflow = "fold"
     rows, skipped = [], []
     for entry in listed.to_dict("records"):
         run_dir = Path(entry["run_dir"])
