@@ -21,6 +21,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from genseg_cli.core.errors import GensegError
@@ -80,7 +81,7 @@ def paired_table(rows: pd.DataFrame, reference: str) -> Table:
                 cells.append(
                     f"{per_seed} (mean {diff.mean():+.4f}, {(diff > 0).sum()}/{len(diff)})"
                 )
-            table.add_row(dataset, str(n), method, ", ".join(map(str, seeds)), *cells)
+            table.add_row(dataset, str(n), escape(method), ", ".join(map(str, seeds)), *cells)
     return table
 
 
@@ -134,8 +135,8 @@ def main() -> None:
             }
         )
         table.add_row(
-            run_dir.name,
-            method,
+            escape(run_dir.name),
+            escape(method),  # variant labels are in [brackets], which rich reads as markup
             str(run["seed"]),
             str(metrics["best_step"]),
             f"{best:.4f}",

@@ -108,6 +108,7 @@ def test_screen_grid_runs_each_method_and_points_self_training_at_its_baseline(t
     table = run("final_checkpoint_scores.py", "--runs-csv", runs_csv, "--csv", str(out))
     assert "baseline+self_training" in table and "final - best over 2 runs" in table
     assert "final minus ref" in table  # the paired table against the baseline
+    assert "[ssl.teacher_run=baseline]" in table  # printed, not eaten as rich markup
     assert set(pd.read_csv(out).method) == {
         "baseline",
         "baseline+self_training [ssl.teacher_run=baseline]",

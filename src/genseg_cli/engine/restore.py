@@ -40,13 +40,9 @@ def run_status(run_dir: Path) -> str:
         return "unknown (unreadable status.json)"
 
 
-def load_run(run_dir: str | Path, device: str = "auto") -> TrainedRun:
-    """Open a run directory written by `genseg train`; refuses unfinished or failed runs.
-
-    >>> run = load_run("outputs/runs/jsrt/baseline/n9_s0_20261125-114115")
-    >>> run.cfg.dataset.name
-    'jsrt'
-    """
+def read_run(run_dir: str | Path) -> tuple[Path, DictConfig, dict[str, list[str]]]:
+    """(the folder, its config, its splits) of a finished run; refuses unfinished or failed
+    runs and folders that genseg train did not write."""
     run_dir = Path(run_dir).expanduser().resolve()
     if not run_dir.is_dir():
         raise GensegError(f"run directory {run_dir} does not exist")
@@ -59,7 +55,18 @@ def load_run(run_dir: str | Path, device: str = "auto") -> TrainedRun:
     for name in ("config.yaml", "splits.json", "checkpoints/best.pt"):
         if not (run_dir / name).is_file():
             raise GensegError(f"run {run_dir} lacks {name}; was it written by genseg train?")
-    cfg = OmegaConf.load(run_dir / "config.yaml")
+    splits = json.loads((run_dir / "splits.json").read_text())
+    return run_dir, OmegaConf.load(run_dir / "config.yaml"), splits
+
+
+def load_run(run_dir: str | Path, device: str = "auto") -> TrainedRun:
+    """Open a run directory written by `genseg train` (`read_run`) with its kept segmenter.
+
+    >>> run = load_run("outputs/runs/jsrt/baseline/n9_s0_20261125-114115")
+    >>> run.cfg.dataset.name
+    'jsrt'
+    """
+    run_dir, cfg, splits = read_run(run_dir)
     spec = DataSpec.from_config(cfg)
     runtime = resolve_runtime(
         device, cfg.trainer.precision, cfg.trainer.channels_last and spec.supports_channels_last
@@ -68,7 +75,6 @@ def load_run(run_dir: str | Path, device: str = "auto") -> TrainedRun:
     state = load_torch(run_dir / "checkpoints" / "best.pt")
     segmenter.load_state_dict(state["model"])
     segmenter = runtime.prepare(segmenter).eval()
-    splits = json.loads((run_dir / "splits.json").read_text())
     return TrainedRun(run_dir, cfg, splits, segmenter, runtime, spec)
 
 

@@ -8,17 +8,16 @@ so adding one never changes the numbers another draws.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterable, Iterator
-from pathlib import Path
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from genseg_cli.core.errors import GensegError
 from genseg_cli.data.batches import training_batches, unlabeled_batches
 from genseg_cli.data.run_data import RunData, load_unlabeled
 from genseg_cli.data.spec import DataSpec
 from genseg_cli.data.streams import LABELLED, NEW_MASKS, UNLABELED
+from genseg_cli.engine.restore import read_run
 from genseg_cli.methods.base import Method
 
 UNLABELED_SEED_OFFSET = 4  # seeds: +1 mask pipeline, +2 previews, +3 pre-training batches
@@ -54,15 +53,7 @@ def check_teacher_run(cfg: DictConfig, data: RunData) -> None:
     ssl = cfg.get("ssl")
     if not ssl or not ssl.get("teacher_run"):
         return
-    teacher_dir = Path(ssl.teacher_run).expanduser()
-    try:
-        teacher_cfg = OmegaConf.load(teacher_dir / "config.yaml")
-        splits = json.loads((teacher_dir / "splits.json").read_text())
-    except (OSError, ValueError) as err:
-        raise GensegError(
-            f"ssl.teacher_run={ssl.teacher_run}: cannot read its config.yaml and splits.json "
-            f"({err}); give the folder of a finished genseg train run"
-        ) from None
+    _, teacher_cfg, splits = read_run(ssl.teacher_run)  # finished, written by genseg train
     if teacher_cfg.dataset.name != cfg.dataset.name:
         raise GensegError(
             f"ssl.teacher_run={ssl.teacher_run} is a run on '{teacher_cfg.dataset.name}', this "

@@ -84,7 +84,7 @@ class FixMatch(UnlabeledObjective):
                 "ssl.pseudo_labels=run needs a trained teacher (ssl.teacher_run=RUN_DIR), and "
                 "ssl.teacher_run needs ssl.pseudo_labels=run"
             )
-        self.trained_teacher = teacher.eval().requires_grad_(False) if teacher else None
+        self.trained_teacher = teacher.eval().requires_grad_(False) if teacher is not None else None
 
     def bind(self, segmenter: nn.Module, runtime: Runtime) -> None:
         super().bind(segmenter, runtime)
