@@ -39,12 +39,19 @@ class TestJsrt(MethodTester):
         params = method.draw_jitter(4)
         assert not torch.equal(params[0], torch.ones(4))  # p=1: every image is changed
 
-    def test_pretrained_generator_is_reused_from_the_cache(self, data, tmp_path):
+    @pytest.mark.parametrize("name", ["separate", "genseg"])
+    def test_pretrained_generator_is_reused_from_the_cache(self, name, data, tmp_path):
+        """A run from the cache goes on exactly as the run that pre-trained: the pre-training
+        draws nothing from the global random streams that the rest of the run uses, and the
+        cache holds G's and D's optimiser moments, which genseg's end-to-end phase goes on with."""
         cache = f"method.pretrain.cache_dir={tmp_path / 'cache'}"
-        first = run_training(self.config("separate", cache), tmp_path / "a")
-        second = run_training(self.config("separate", cache), tmp_path / "b")
+        first = run_training(self.config(name, cache), tmp_path / "a")
+        second = run_training(self.config(name, cache), tmp_path / "b")
         assert first["generator"]["pretrain_cached"] is False
         assert second["generator"]["pretrain_cached"] is True
+        assert first["test"] == second["test"]
+        history = [pd.read_csv(tmp_path / run / "history.csv") for run in ("a", "b")]
+        pd.testing.assert_frame_equal(*history)
 
     @pytest.mark.parametrize("generator", ["searchable", "pix2pix_fixed"])
     def test_learned_synthetic_weight_follows_the_hypergradient(self, generator, data, tmp_path):

@@ -59,12 +59,14 @@ def rng_state() -> dict:
 
 
 def set_rng_state(state: dict) -> None:
-    torch.set_rng_state(state["torch"])
+    """Restore `rng_state()`'s generators. A checkpoint loaded onto a GPU carries these byte
+    tensors there too, and the generators take CPU tensors only: each comes back first."""
+    torch.set_rng_state(state["torch"].cpu())
     numpy_state = state["numpy"]
     np.random.set_state(
         (
             "MT19937",
-            numpy_state["keys"].numpy().astype(np.uint32),
+            numpy_state["keys"].cpu().numpy().astype(np.uint32),
             numpy_state["pos"],
             numpy_state["has_gauss"],
             numpy_state["cached_gaussian"],

@@ -13,6 +13,7 @@ import logging
 import time
 from pathlib import Path
 
+import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import Tensor, nn
 
@@ -83,6 +84,9 @@ class SyntheticDataMethod(Method):
             "generator": OmegaConf.to_container(self.generator_cfg, resolve=True),
             "steps": int(self.pretrain_cfg.steps),
             "lr": float(self.pretrain_cfg.lr),
+            # the cache holds the optimisers' moments beside the weights, so that a run from the
+            # cache goes on exactly as one that pre-trained (files of the weights alone differ)
+            "holds": "networks and optimisers",
         }
         if self.recipe.learns_from_unlabeled:  # then the unlabeled images shape G too
             recipe["unlabeled"] = context.unlabeled_key
@@ -95,9 +99,23 @@ class SyntheticDataMethod(Method):
         steps = int(self.pretrain_cfg.steps)
         cache = self._cache_path(context) if self.pretrain_cfg.get("cache_dir") else None
         if cache is not None and cache.is_file():
-            self.recipe.load_networks(load_torch(cache, map_location=self.runtime.device))
+            state = load_torch(cache, map_location=self.runtime.device)
+            for key, part in self.recipe.stateful().items():
+                part.load_state_dict(state[key])
             log.info("pre-trained generator loaded from %s", cache)
             return {"pretrain_cached": True}
+        # the pre-training draws from torch's global generators (dropout, initial noise); a run
+        # that loads the cache does not, so without a fork the runs after a cold and a warm cache
+        # would follow different random streams for the same seed
+        device = torch.device(self.runtime.device)
+        gpus = [device.index or 0] if device.type == "cuda" else []
+        with torch.random.fork_rng(devices=gpus):
+            seconds = self._pretrain_steps(context, steps)
+        if cache is not None:
+            save_torch(cache, {k: m.state_dict() for k, m in self.recipe.stateful().items()})
+        return {"pretrain_cached": False, "pretrain_time_s": seconds}
+
+    def _pretrain_steps(self, context: TrainingContext, steps: int) -> float:
         started = time.perf_counter()
         self.generator.train()
         unlabeled = None
@@ -115,9 +133,7 @@ class SyntheticDataMethod(Method):
                 if i % 100 == 0 or i == steps:
                     losses_text = " ".join(f"{k}={v:.4f}" for k, v in losses.items())
                     log.info("pretrain %d/%d %s", i, steps, losses_text)
-        if cache is not None:
-            save_torch(cache, {k: m.state_dict() for k, m in self.recipe.networks().items()})
-        return {"pretrain_cached": False, "pretrain_time_s": time.perf_counter() - started}
+        return time.perf_counter() - started
 
     def prepare(self, context: TrainingContext) -> None:
         self.preview_masks = context.preview_masks.to(self.runtime.device)
