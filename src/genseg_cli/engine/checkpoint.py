@@ -75,7 +75,7 @@ def set_rng_state(state: dict) -> None:
     python = state["python"]
     random.setstate((python["version"], tuple(python["state"].tolist()), python["gauss_next"]))
     if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+        torch.cuda.set_rng_state_all([gpu_state.cpu() for gpu_state in state["cuda"]])
 
 
 def save_last(run_dir: Path, method: Method, progress: Progress) -> None:
