@@ -103,6 +103,7 @@ logged benchmark "$LIMIT_BENCHMARK" python scripts/benchmark_methods.py profile=
 cat "$OUT/benchmark.log"
 if [[ -f $OUT/benchmark.csv ]]; then
     while IFS=, read -r size method _ _ seconds; do
+        seconds=${seconds%$'\r'} # the csv module ends its lines with \r\n
         # the upper-step row is one upper step's time, every other row a mean iteration's
         unit="s / iteration"
         [[ $method == upper* ]] && unit="s per call"
@@ -136,7 +137,8 @@ protocol() {
 protocol genseg "$LIMIT_GENSEG"
 
 # (d) the tests on the device
-logged pytest "$LIMIT_TESTS" python -m pytest -q -rs -p no:cacheprovider -n "${TEST_WORKERS:-8}" \
+# -v: one line per finished test, so a run cut at its limit still names the tests that failed
+logged pytest "$LIMIT_TESTS" python -m pytest -v -rs -p no:cacheprovider -n "${TEST_WORKERS:-8}" \
     "${TEST_SELECTION[@]}"
 tail -n 3 "$OUT/pytest.log"
 row "pytest ${TEST_SELECTION[*]}: $STATUS, $(tail -n 1 "$OUT/pytest.log" | tr -d '=|')" "$ELAPSED"
