@@ -118,7 +118,7 @@ def test_unknown_or_unfit_levers_are_refused_with_the_fix():
     with pytest.raises(GensegError, match="known levers: appearance, mask_warp, template_lever"):
         build_method(compose("train", ["method=genseg", "mlo.levers=[colour]"]), CPU)
     cfg = compose("train", ["mlo.levers=[mask_warp]"])
-    with pytest.raises(ValueError, match="2D data only"):
+    with pytest.raises(GensegError, match="^mlo.levers: mask_warp supports 2D data only"):
         build_levers(cfg.mlo, 3, 1, 1)
 
 

@@ -6,6 +6,8 @@ import hashlib
 from pathlib import Path
 
 import yaml
+from hydra.errors import InstantiationException
+from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from genseg_cli.core.errors import GensegError
@@ -91,3 +93,24 @@ def compose(
             )
     except HydraException as err:
         raise GensegError(f"bad configuration: {err}") from err
+
+
+def instantiate_explained(
+    node: DictConfig,
+    label: str | None = None,
+    user_errors: tuple[type[BaseException], ...] = (GensegError,),
+    **kwargs: object,
+) -> object:
+    """`hydra.utils.instantiate(node, **kwargs)`, where a constructor's own refusal (an error of
+    the `user_errors` kinds) comes out as one GensegError line, prefixed with `label` (the
+    config key at fault), instead of Hydra's "Error in call to target" and its traceback.
+
+    >>> instantiate_explained(cfg.ssl, label="ssl=fixmatch", user_errors=(ValueError, GensegError))
+    """
+    try:
+        return instantiate(node, **kwargs)
+    except InstantiationException as err:
+        cause = err.__cause__
+        if isinstance(cause, user_errors):
+            raise GensegError(f"{label}: {cause}" if label else str(cause)) from None
+        raise

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pandas as pd
 import torch
-from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from genseg_cli.core.config import instantiate_explained
 from genseg_cli.core.errors import GensegError
 from genseg_cli.core.files import load_torch, save_torch, write_csv, write_json
 from genseg_cli.core.progress import training_progress
@@ -85,13 +85,14 @@ def build_unlabeled_objective(
     if settings.pop("teacher_run", None):
         device = str(runtime.device) if runtime is not None else "auto"
         extra["teacher"] = load_run(node.teacher_run, device).segmenter
-    try:
-        return instantiate(OmegaConf.create(settings), name=node.name, **extra)
-    except InstantiationException as err:  # the objective's own check, as one line (exit 2)
-        cause = err.__cause__
-        if isinstance(cause, ValueError | GensegError):
-            raise GensegError(f"ssl={node.name}: {cause}") from None
-        raise
+    # the objective's own check of its settings, as one line (exit 2)
+    return instantiate_explained(
+        OmegaConf.create(settings),
+        label=f"ssl={node.name}",
+        user_errors=(ValueError, GensegError),
+        name=node.name,
+        **extra,
+    )
 
 
 def training_context(

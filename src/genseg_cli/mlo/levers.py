@@ -21,10 +21,10 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from hydra.errors import InstantiationException
-from hydra.utils import instantiate
 from omegaconf import DictConfig
 from torch import Tensor, nn
+
+from genseg_cli.core.config import instantiate_explained
 
 
 def inverse_softplus(value: float) -> float:
@@ -76,12 +76,14 @@ def build_levers(
                 f"mlo.levers names '{name}', which has no lever config mlo.{name}; "
                 f"known levers: {', '.join(known)}"
             )
-        try:
-            lever = instantiate(
-                node, dims=dims, mask_channels=mask_channels, image_channels=image_channels
-            )
-        except InstantiationException as err:  # the lever's own message, without Hydra's frame
-            raise ValueError(str(err.__cause__ or err)) from None
+        # any refusal of the lever's constructor, as one line (its message names its own key)
+        lever = instantiate_explained(
+            node,
+            user_errors=(Exception,),
+            dims=dims,
+            mask_channels=mask_channels,
+            image_channels=image_channels,
+        )
         if not isinstance(lever, SyntheticLever):
             raise ValueError(f"mlo.{name}._target_ must build a SyntheticLever, got {type(lever)}")
         lever.lever_name = name

@@ -13,11 +13,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from hydra.errors import InstantiationException
-from hydra.utils import instantiate
 from omegaconf import DictConfig
 from torch import nn
 
+from genseg_cli.core.config import instantiate_explained
 from genseg_cli.core.errors import GensegError
 
 
@@ -37,14 +36,9 @@ def build_segmenter(backbone: DictConfig, dims: int = 2) -> nn.Module:
             f"({key}) has no pretrained encoder to fetch; give a local state dict with "
             "backbone.weights=PATH"
         )
-    try:
-        model = instantiate(network)
-    except InstantiationException as err:
-        # Hydra wraps a constructor's error in its own; a GensegError (e.g. SwinUnet refusing
-        # data.image_size) is already the one line the user should read
-        if isinstance(err.__cause__, GensegError):
-            raise err.__cause__ from None
-        raise
+    # a GensegError of the constructor (e.g. SwinUnet refusing data.image_size) is already the
+    # one line the user should read
+    model = instantiate_explained(network)
     if backbone.get("weights"):
         load_weights(model, Path(backbone.weights))
     return model
