@@ -122,10 +122,11 @@ class GeneratorRecipe(ABC):
     # ----- state -----------------------------------------------------------------------------
     @abstractmethod
     def networks(self) -> dict[str, nn.Module]:
-        """The networks (no optimisers): what generator.pt and the pre-training cache hold."""
+        """The networks (no optimisers): what generator.pt holds."""
 
     def stateful(self) -> dict[str, Any]:
-        """Everything with a state_dict that a resumed run must get back."""
+        """Everything with a state_dict that a resumed run must get back (and what the
+        pre-training cache holds, so that a run from it goes on as one that pre-trained)."""
         return self.networks()
 
     def load_networks(self, state: dict) -> None:
