@@ -113,6 +113,23 @@ else
     row "benchmark_methods.py ($STATUS)" "$ELAPSED"
 fi
 
+# LOG: seconds per training step between the first and the last "step N/M" line of a run's log
+# (validation and checkpoints included), to compare with the benchmark's iteration time
+step_seconds() {
+    python - "$1" <<'PY'
+import re, sys
+from datetime import datetime
+marks = []
+for line in open(sys.argv[1]):
+    found = re.match(r"\[(\S+ \S+)\]\[[^]]*\]\[INFO\] step (\d+)/", line)
+    if found:
+        marks.append((datetime.strptime(found[1], "%Y-%m-%d %H:%M:%S,%f"), int(found[2])))
+if len(marks) > 1:
+    (t0, s0), (t1, s1) = marks[0], marks[-1]
+    print(f"{(t1 - t0).total_seconds() / (s1 - s0):.4f} s per step over steps {s0}-{s1}")
+PY
+}
+
 # METHOD LIMIT: the whole JSRT-9 paper protocol for one method; a cut run says how far it got
 protocol() {
     local method=$1 limit=$2 run=$OUT/jsrt_$1
@@ -123,12 +140,13 @@ protocol() {
         local dice
         dice=$(python -c 'import json, sys; print("%.4f" % json.load(open(sys.argv[1]))["test"]["dice_mean"])' \
             "$run/metrics.json")
-        row "genseg train JSRT-9 $method, profile=paper (test Dice $dice)" "$ELAPSED"
+        row "genseg train JSRT-9 $method, profile=paper (test Dice $dice; $(step_seconds "$run/train.log"))" \
+            "$ELAPSED"
     else
         # the last "step N/M" line of the run's log says how far a cut run got
         local reached
         reached=$(grep -o 'step [0-9]*/[0-9]*' "$run/train.log" 2>/dev/null | tail -n 1)
-        row "genseg train JSRT-9 $method, profile=paper: $STATUS at ${reached:-no step logged}" \
+        row "genseg train JSRT-9 $method, profile=paper: $STATUS at ${reached:-no step logged} ($(step_seconds "$run/train.log" 2>/dev/null))" \
             "$ELAPSED"
     fi
 }
