@@ -31,7 +31,9 @@ def test_encoder_weights_pass_through_to_the_network(name, monkeypatch):
     the network is not built)."""
     built = []
     monkeypatch.setattr(
-        segmenters, "instantiate", lambda network: built.append(network) or nn.Linear(1, 1)
+        segmenters,
+        "instantiate_explained",
+        lambda network, **kwargs: built.append(network) or nn.Linear(1, 1),
     )
     build_segmenter(
         compose("train", [f"backbone={name}", "backbone.encoder_weights=imagenet"]).backbone
