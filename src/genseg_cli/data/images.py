@@ -51,7 +51,7 @@ def to_tensor(image: np.ndarray) -> torch.Tensor:
 
     The arithmetic is numpy's (the same float32 values as torch's, bit for bit): a small torch
     op on the CPU goes through torch's thread pool, which on a 16-core GPU host cost ~4 ms per
-    image, the larger part of a training step's time there."""
+    image under cProfile, the larger part of a training step's time there."""
     chw = np.ascontiguousarray(image.transpose(2, 0, 1)).astype(np.float32)
     return torch.from_numpy(chw / np.float32(127.5) - np.float32(1.0))
 

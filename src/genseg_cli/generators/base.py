@@ -129,6 +129,15 @@ class GeneratorRecipe(ABC):
         pre-training cache holds, so that a run from it goes on as one that pre-trained)."""
         return self.networks()
 
+    def state_dict(self) -> dict:
+        """`stateful()`'s states, as Method and UnlabeledObjective give theirs (the pre-training
+        cache holds this)."""
+        return {key: part.state_dict() for key, part in self.stateful().items()}
+
+    def load_state_dict(self, state: dict) -> None:
+        for key, part in self.stateful().items():
+            part.load_state_dict(state[key])
+
     def load_networks(self, state: dict) -> None:
         for key, module in self.networks().items():
             module.load_state_dict(state[key])

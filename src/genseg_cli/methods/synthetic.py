@@ -99,9 +99,7 @@ class SyntheticDataMethod(Method):
         steps = int(self.pretrain_cfg.steps)
         cache = self._cache_path(context) if self.pretrain_cfg.get("cache_dir") else None
         if cache is not None and cache.is_file():
-            state = load_torch(cache, map_location=self.runtime.device)
-            for key, part in self.recipe.stateful().items():
-                part.load_state_dict(state[key])
+            self.recipe.load_state_dict(load_torch(cache, map_location=self.runtime.device))
             log.info("pre-trained generator loaded from %s", cache)
             return {"pretrain_cached": True}
         # the pre-training draws from torch's global generators (dropout, initial noise); a run
@@ -112,7 +110,7 @@ class SyntheticDataMethod(Method):
         with torch.random.fork_rng(devices=gpus):
             seconds = self._pretrain_steps(context, steps)
         if cache is not None:
-            save_torch(cache, {k: m.state_dict() for k, m in self.recipe.stateful().items()})
+            save_torch(cache, self.recipe.state_dict())
         return {"pretrain_cached": False, "pretrain_time_s": seconds}
 
     def _pretrain_steps(self, context: TrainingContext, steps: int) -> float:
