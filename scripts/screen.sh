@@ -18,16 +18,21 @@ set -euo pipefail
 SEEDS=${SEEDS:-"0 1 2"}
 EXTRA=${EXTRA:-}
 IFS=';' read -r -a methods <<< "$(echo "$METHODS" | tr '\n' ' ')"
+# a run's folder name: dataset, overrides (without the teacher, which names no setting) and seed
+run_name() {
+  local named
+  named=$(echo "$2" | sed 's/ *ssl.teacher_run=@baseline//')
+  echo "$1 $named seed$3" | tr ' ,[]=' '_+__-' | cut -c1-100
+}
 for seed in $SEEDS; do
   for name in $DATASETS; do
     dataset=$name
     [ "$name" = kvasir ] && dataset="kvasir evaluation.ood=false"   # CVC-ClinicDB is not here
     for method in "${methods[@]}"; do
       overrides=$(echo "$method" | xargs)   # trim
-      named=$(echo "$overrides" | sed 's/ *ssl.teacher_run=@baseline//')
-      run=$(echo "$name $named seed$seed" | tr ' ,[]=' '_+__-' | cut -c1-100)
+      run=$(run_name "$name" "$overrides" "$seed")
       [ -f "$OUT/$run/metrics.json" ] && continue   # finished earlier: keep it
-      overrides=${overrides//@baseline/$OUT/${name}_method-baseline_seed$seed}
+      overrides=${overrides//@baseline/$OUT/$(run_name "$name" method=baseline "$seed")}
       # shellcheck disable=SC2086  # the overrides are words on purpose
       genseg train dataset=$dataset $overrides seed="$seed" $EXTRA \
         trainer.progress=false hydra.run.dir="$OUT/$run"

@@ -120,6 +120,9 @@ def test_unknown_or_unfit_levers_are_refused_with_the_fix():
     cfg = compose("train", ["mlo.levers=[mask_warp]"])
     with pytest.raises(GensegError, match="^mlo.levers: mask_warp supports 2D data only"):
         build_levers(cfg.mlo, 3, 1, 1)
+    cfg = compose("train", ["mlo.levers=[appearance]", "+mlo.appearance.strenght=1"])
+    with pytest.raises(GensegError, match="strenght"):
+        build_levers(cfg.mlo, 2, 1, 1)
 
 
 def test_trust_region_pulls_the_generator_weights_back_to_the_pretrained_ones(data, tmp_path):

@@ -25,6 +25,7 @@ from omegaconf import DictConfig
 from torch import Tensor, nn
 
 from genseg_cli.core.config import instantiate_explained
+from genseg_cli.core.errors import GensegError
 
 
 def inverse_softplus(value: float) -> float:
@@ -76,10 +77,11 @@ def build_levers(
                 f"mlo.levers names '{name}', which has no lever config mlo.{name}; "
                 f"known levers: {', '.join(known)}"
             )
-        # any refusal of the lever's constructor, as one line (its message names its own key)
+        # the constructor's refusal of a setting (ValueError, its message names its own key) or of
+        # an unknown key (TypeError) as one line; anything else is a bug and keeps its traceback
         lever = instantiate_explained(
             node,
-            user_errors=(Exception,),
+            user_errors=(ValueError, TypeError, GensegError),
             dims=dims,
             mask_channels=mask_channels,
             image_channels=image_channels,
