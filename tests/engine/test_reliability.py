@@ -67,6 +67,7 @@ GENSEG_3D = [
         GENSEG_FAST,
         GENSEG_3D,
         [*GENSEG_FAST, "mlo.learn_synthetic_weight=true"],
+        [*GENSEG_FAST, "generator.skip_augment=[albumentations.Affine]"],
         ["ssl=fixmatch", "n_unlabeled=6"],
         ["ssl=mean_teacher", "n_unlabeled=6"],
         ["ssl=cross_teaching", "n_unlabeled=6"],
@@ -77,6 +78,7 @@ GENSEG_3D = [
         "genseg",
         "genseg-3d",
         "genseg-learned-lambda",
+        "genseg-generator-pairs",
         "fixmatch",
         "mean-teacher",
         "cross-teaching",
@@ -228,6 +230,19 @@ def test_unknown_dataset_or_backbone(override, text, tmp_path):
     result = genseg("train", override, env={"GENSEG_OUTPUT_DIR": str(tmp_path)})
     assert result.returncode == 2 and text in result.stderr
     assert not any(tmp_path.iterdir())  # refused before Hydra made a run folder
+
+
+def test_a_misspelt_transform_to_skip_is_refused_before_training(data_dir, tmp_path):
+    result = genseg(
+        "train",
+        "profile=debug",
+        "method=separate",
+        "generator.skip_augment=[albumentations.Afine]",
+        env={"GENSEG_OUTPUT_DIR": str(tmp_path)},
+    )
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "generator.skip_augment names albumentations.Afine" in result.stderr
+    assert not list(tmp_path.rglob("history.csv"))
 
 
 def test_one_failing_run_does_not_stop_a_sweep(data_dir, tmp_path):

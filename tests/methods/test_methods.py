@@ -7,8 +7,11 @@ import pandas as pd
 import pytest
 import torch
 
-from genseg_cli.engine.loop import run_training
-from tests.methods.tester import MethodTester
+from genseg_cli.data.batches import whole_set
+from genseg_cli.data.streams import GENERATOR_PAIRS
+from genseg_cli.engine.loop import build_method, run_training, training_context
+from genseg_cli.engine.streams import step_batches
+from tests.methods.tester import CPU, MethodTester
 
 FAST = [
     "profile=debug",
@@ -21,6 +24,13 @@ FAST = [
 ]
 JITTER = "method.synthetic_jitter={brightness:0.2,contrast:0.2,p:1.0}"
 LEARN_WEIGHT = "mlo.learn_synthetic_weight=true"
+SKIP_AFFINE = "generator.skip_augment=[albumentations.Affine]"
+# augment=standard with the affine move as its only active transform (flip and contrast off)
+ONLY_AFFINE = [
+    "augment.pipeline.transforms.0.p=0",
+    "augment.pipeline.transforms.1.p=1",
+    "augment.pipeline.transforms.2.p=0",
+]
 
 
 class TestJsrt(MethodTester):
@@ -38,6 +48,34 @@ class TestJsrt(MethodTester):
         torch.manual_seed(0)
         params = method.draw_jitter(4)
         assert not torch.equal(params[0], torch.ones(4))  # p=1: every image is changed
+
+    def test_the_generator_learns_from_pairs_without_the_transforms_it_skips(self, data, tmp_path):
+        """With generator.skip_augment, pre-training and genseg's GAN step draw pairs without the
+        named transforms: with the affine move as the only active one, the generator's images are
+        the train images as they are, while the segmenter's are moved."""
+        torch.manual_seed(0)
+        cfg = self.config("genseg", SKIP_AFFINE, *ONLY_AFFINE)
+        method = build_method(cfg, CPU)
+        assert GENERATOR_PAIRS in method.streams
+        originals = whole_set(data.train, method.spec)["image"]
+
+        def unmoved(images: torch.Tensor) -> list[bool]:
+            return [any(torch.equal(image, o) for o in originals) for image in images]
+
+        context = training_context(cfg, data, tmp_path)
+        assert all(unmoved(next(iter(context.real_batches(1)))["image"]))
+        batch = next(step_batches(cfg, method, data, 1))
+        assert all(unmoved(batch["generator_image"])) and not any(unmoved(batch["image"]))
+        seen, update = {}, method.recipe.update
+
+        def spy(masks, images, fake, unlabeled=None):
+            seen["images"] = images
+            return update(masks, images, fake, unlabeled)
+
+        method.recipe.update = spy
+        method.prepare(context)
+        method.train_step(batch)
+        assert torch.equal(seen["images"], batch["generator_image"])
 
     @pytest.mark.parametrize("name", ["separate", "genseg"])
     def test_pretrained_generator_is_reused_from_the_cache(self, name, data, tmp_path):

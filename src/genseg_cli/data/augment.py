@@ -6,12 +6,17 @@ the spec's codec says which one its samples take and how that library is seeded.
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Sequence
 from typing import Any
 
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
+from genseg_cli.core.errors import GensegError
 from genseg_cli.data.spec import DataSpec
+
+PIPELINE_KEYS = ("pipeline", "volume_pipeline")  # the 2D and the 3D recipe of a group
 
 
 def instantiate_pipeline(node: DictConfig | None, seed: int, spec: DataSpec) -> Any:
@@ -26,3 +31,32 @@ def instantiate_pipeline(node: DictConfig | None, seed: int, spec: DataSpec) -> 
     pipeline = instantiate(node[key], _convert_="all")  # albumentations wants plain lists
     spec.codec.seed_pipeline(pipeline, seed)
     return pipeline
+
+
+def without_transforms(node: DictConfig | None, targets: Sequence[str]) -> DictConfig | None:
+    """A copy of augment group `node` whose pipelines leave out every transform whose `_target_`
+    is in `targets` (e.g. a generator's pairs without the affine move's black padding).
+
+    A target that none of the node's pipelines holds is refused (a misspelt name would otherwise
+    change nothing); a node without pipelines (`augment=none`) has nothing to leave out.
+
+    >>> without_transforms(cfg.augment, ["albumentations.Affine"])
+    """
+    if not targets or not node:
+        return node
+    pipelines = [key for key in PIPELINE_KEYS if node.get(key)]
+    if not pipelines:
+        return node
+    held = {t.get("_target_") for key in pipelines for t in node[key].get("transforms", [])}
+    missing = sorted(set(targets) - held)
+    if missing:
+        raise GensegError(
+            f"generator.skip_augment names {', '.join(missing)}, which augment={node.get('name')} "
+            f"does not hold (it has {', '.join(sorted(h for h in held if h))}); "
+            "fix the name or set generator.skip_augment=[]"
+        )
+    trimmed = copy.deepcopy(node)
+    for key in pipelines:
+        transforms = [t for t in trimmed[key].transforms if t.get("_target_") not in targets]
+        trimmed[key].transforms = transforms
+    return trimmed

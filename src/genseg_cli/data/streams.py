@@ -10,7 +10,10 @@ LABELLED = "labelled"  # real labelled pairs ("image", "mask"), augmented by the
 LABELLED_PLAIN = "labelled_plain"  # the same pairs as they are (the paper's vanilla baseline)
 NEW_MASKS = "new_masks"  # with each labelled pair, a new mask ("new_mask") made by mask_augment
 UNLABELED = "unlabeled"  # pool images without labels ("unlabeled_image"), for semi-supervision
-STREAMS = (LABELLED, LABELLED_PLAIN, NEW_MASKS, UNLABELED)
+# the labelled pairs again, for a generator that learns from them during training, augmented
+# without the transforms it skips ("generator_image", "generator_mask"; generator.skip_augment)
+GENERATOR_PAIRS = "generator_pairs"
+STREAMS = (LABELLED, LABELLED_PLAIN, NEW_MASKS, UNLABELED, GENERATOR_PAIRS)
 
 
 def check_streams(streams: tuple[str, ...]) -> tuple[str, ...]:

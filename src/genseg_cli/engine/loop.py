@@ -36,6 +36,7 @@ from genseg_cli.engine.settings import check_settings
 from genseg_cli.engine.streams import (
     check_teacher_run,
     check_unlabeled,
+    generator_augment,
     pretraining_unlabeled,
     step_batches,
 )
@@ -112,7 +113,7 @@ def training_context(
         val_batch=whole_set(data.val, spec),
         preview_masks=preview_masks(data.train, spec, cfg.get("mask_augment"), seed + 2),
         real_batches=lambda n: training_batches(
-            data.train, spec, n, seed + 3, cfg.augment, cfg.get("mask_augment")
+            data.train, spec, n, seed + 3, generator_augment(cfg), cfg.get("mask_augment")
         ),
         cache_key=hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16],
         progress=bool(cfg.trainer.progress),
@@ -281,6 +282,8 @@ def prepare_run(cfg: DictConfig) -> PreparedRun:
     method = build_method(cfg, runtime, spec)
     check_unlabeled(cfg, method, data)
     check_teacher_run(cfg, data)
+    if isinstance(method, SyntheticDataMethod):
+        generator_augment(cfg)  # a misspelt generator.skip_augment, refused before training
     return PreparedRun(cfg, spec, runtime, data, method)
 
 

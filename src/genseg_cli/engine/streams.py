@@ -1,8 +1,9 @@
 """The batches of one run's training steps: every stream its method asks for, merged per step.
 
 `genseg_cli.data.streams` names the streams; this module builds the asked-for ones from the run's
-data and config and yields one dict per step with all of them (labelled pairs, new masks, and
-unlabeled images under "unlabeled_image"). Each stream has its own seeded sampler and pipelines,
+data and config and yields one dict per step with all of them (labelled pairs, new masks,
+unlabeled images under "unlabeled_image", the generator's own pairs under "generator_image" and
+"generator_mask"). Each stream has its own seeded sampler and pipelines,
 so adding one never changes the numbers another draws.
 """
 
@@ -13,15 +14,24 @@ from collections.abc import Callable, Iterable, Iterator
 from omegaconf import DictConfig
 
 from genseg_cli.core.errors import GensegError
+from genseg_cli.data.augment import without_transforms
 from genseg_cli.data.batches import training_batches, unlabeled_batches
 from genseg_cli.data.run_data import RunData, load_unlabeled
 from genseg_cli.data.spec import DataSpec
-from genseg_cli.data.streams import LABELLED, NEW_MASKS, UNLABELED
+from genseg_cli.data.streams import GENERATOR_PAIRS, LABELLED, NEW_MASKS, UNLABELED
 from genseg_cli.engine.restore import read_run
 from genseg_cli.methods.base import Method
 
 UNLABELED_SEED_OFFSET = 4  # seeds: +1 mask pipeline, +2 previews, +3 pre-training batches
 PRETRAIN_UNLABELED_SEED_OFFSET = 5  # the unlabeled images a generator's pre-training reads
+GENERATOR_PAIRS_SEED_OFFSET = 6  # the pairs a generator learns from during training
+
+
+def generator_augment(cfg: DictConfig) -> DictConfig | None:
+    """The augment group the generator's real pairs and unlabeled images go through: the run's
+    `augment` without the transforms `generator.skip_augment` names (the same group without)."""
+    skip = list((cfg.get("generator") or {}).get("skip_augment") or [])
+    return without_transforms(cfg.augment, skip)
 
 
 def check_unlabeled(cfg: DictConfig, method: Method, data: RunData) -> None:
@@ -81,7 +91,7 @@ def pretraining_unlabeled(
         ids = data.splits.unlabeled
         samples = load_unlabeled(cfg.dataset, cfg.paths.data_dir, ids, spec)
         seed = int(cfg.seed) + PRETRAIN_UNLABELED_SEED_OFFSET
-        return unlabeled_batches(samples, spec, n, seed, cfg.augment)
+        return unlabeled_batches(samples, spec, n, seed, generator_augment(cfg))
 
     return batches
 
@@ -98,9 +108,18 @@ def step_batches(cfg: DictConfig, method: Method, data: RunData, steps: int) -> 
         cfg.get("mask_augment"),
         NEW_MASKS in method.streams,
     )
-    if UNLABELED not in method.streams:
+    streams: list[Iterable[dict]] = [labelled]
+    if UNLABELED in method.streams:
+        check_unlabeled(cfg, method, data)
+        samples = load_unlabeled(cfg.dataset, cfg.paths.data_dir, data.splits.unlabeled, spec)
+        seed_u = seed + UNLABELED_SEED_OFFSET
+        streams.append(unlabeled_batches(samples, spec, steps, seed_u, cfg.augment))
+    if GENERATOR_PAIRS in method.streams:
+        pairs = training_batches(
+            data.train, spec, steps, seed + GENERATOR_PAIRS_SEED_OFFSET, generator_augment(cfg)
+        )
+        streams.append({"generator_image": b["image"], "generator_mask": b["mask"]} for b in pairs)
+    if len(streams) == 1:
         return iter(labelled)
-    check_unlabeled(cfg, method, data)
-    samples = load_unlabeled(cfg.dataset, cfg.paths.data_dir, data.splits.unlabeled, spec)
-    unlabeled = unlabeled_batches(samples, spec, steps, seed + UNLABELED_SEED_OFFSET, cfg.augment)
-    return ({**a, **b} for a, b in zip(labelled, unlabeled, strict=True))
+    merged = zip(*streams, strict=True)
+    return ({k: v for part in parts for k, v in part.items()} for parts in merged)

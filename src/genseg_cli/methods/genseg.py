@@ -19,6 +19,7 @@ from torch import Tensor
 from torch.profiler import record_function
 
 from genseg_cli.core.errors import GensegError
+from genseg_cli.data.streams import GENERATOR_PAIRS
 from genseg_cli.generators.pix2pix import pix2pix_adam
 from genseg_cli.methods.base import (
     GAN_STEP,
@@ -48,6 +49,8 @@ class GenSeg(SyntheticDataMethod):
 
     def __init__(self, *, mlo: DictConfig, end_to_end_lr: float, **kwargs) -> None:
         super().__init__(**kwargs)
+        if self.generator_cfg.get("skip_augment"):  # the GAN step learns from pairs of its own
+            self.streams = (*self.streams, GENERATOR_PAIRS)
         self.mlo = mlo
         self.end_to_end_lr = float(end_to_end_lr)
         upper = self.recipe.upper_parameters()
@@ -136,13 +139,14 @@ class GenSeg(SyntheticDataMethod):
         draws = [lever.draw(drawn_masks.shape[0]) for lever in self.levers]
         with torch.no_grad():
             new_masks = apply_masks(self.levers, drawn_masks, draws)
+        real_images, real_masks = self.generator_pairs(batch, images, masks)
         self.generator.train()
         with record_function(GENERATOR_FORWARD):
-            both = self.synthesise(torch.cat([masks, new_masks]))  # one G pass for both uses
-        fake, synthetic = both[: masks.shape[0]], both[masks.shape[0] :]
+            both = self.synthesise(torch.cat([real_masks, new_masks]))  # one G pass for both uses
+        fake, synthetic = both[: real_masks.shape[0]], both[real_masks.shape[0] :]
         with record_function(GAN_STEP):
             # genseg+<ssl>: the objective's unlabeled batch also feeds a realism critic, if any
-            losses = self.recipe.update(masks, images, fake, self.unlabeled_images(batch))
+            losses = self.recipe.update(real_masks, real_images, fake, self.unlabeled_images(batch))
         with torch.no_grad():
             synthetic = apply_images(self.levers, synthetic.detach(), draws)
         synthetic = self.jittered(synthetic, self.draw_jitter(new_masks.shape[0]))
@@ -161,6 +165,14 @@ class GenSeg(SyntheticDataMethod):
             with record_function(UPPER_STEP):
                 losses.update(self.upper_update(images, masks, drawn_masks, draws))
         return losses
+
+    def generator_pairs(self, batch: dict, images: Tensor, masks: Tensor) -> tuple[Tensor, Tensor]:
+        """The real pairs the GAN step learns from: the generator's own stream when it skips
+        some of the augmentation (generator.skip_augment), else the segmenter's pairs."""
+        if GENERATOR_PAIRS not in self.streams:
+            return images, masks
+        pairs = {"image": batch["generator_image"], "mask": batch["generator_mask"]}
+        return self.to_device(pairs)
 
     def reweight(
         self, images: Tensor, masks: Tensor, synthetic: Tensor, new_masks: Tensor, weight: float
