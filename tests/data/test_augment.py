@@ -7,6 +7,7 @@ from genseg_cli.core.errors import GensegError
 from genseg_cli.data.augment import without_transforms
 
 AFFINE = "albumentations.Affine"
+KEY = "generator.skip_augment"
 
 
 def targets(node, key="pipeline"):
@@ -15,7 +16,7 @@ def targets(node, key="pipeline"):
 
 def test_named_transforms_are_left_out_of_a_copy():
     augment = compose("train", ["augment=standard"]).augment
-    trimmed = without_transforms(augment, [AFFINE])
+    trimmed = without_transforms(augment, [AFFINE], KEY)
     assert AFFINE in targets(augment)  # the run's own group is untouched
     assert targets(trimmed) == [t for t in targets(augment) if t != AFFINE]
     assert targets(trimmed, "volume_pipeline") == targets(augment, "volume_pipeline")
@@ -23,14 +24,14 @@ def test_named_transforms_are_left_out_of_a_copy():
 
 def test_nothing_to_leave_out_gives_the_group_itself():
     augment = compose("train", ["augment=standard"]).augment
-    assert without_transforms(augment, []) is augment
+    assert without_transforms(augment, [], KEY) is augment
     none = compose("train", ["augment=none"]).augment
-    assert without_transforms(none, [AFFINE]) is none  # no pipeline: nothing to leave out
+    assert without_transforms(none, [AFFINE], KEY) is none  # no pipeline: nothing to leave out
 
 
 def test_a_name_the_pipeline_does_not_hold_is_refused_with_the_fix():
     augment = compose("train", ["augment=standard"]).augment
     with pytest.raises(GensegError, match="albumentations.Afine, which augment=standard") as err:
-        without_transforms(augment, ["albumentations.Afine"])
+        without_transforms(augment, ["albumentations.Afine"], KEY)
     assert "albumentations.HorizontalFlip" in str(err.value)  # what it could have named
     assert "generator.skip_augment=[]" in str(err.value)

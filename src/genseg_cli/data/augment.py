@@ -16,8 +16,6 @@ from omegaconf import DictConfig
 from genseg_cli.core.errors import GensegError
 from genseg_cli.data.spec import DataSpec
 
-PIPELINE_KEYS = ("pipeline", "volume_pipeline")  # the 2D and the 3D recipe of a group
-
 
 def instantiate_pipeline(node: DictConfig | None, seed: int, spec: DataSpec) -> Any:
     """The pipeline of `node` for `spec`'s samples, seeded (it keeps its own generator), or None
@@ -33,30 +31,32 @@ def instantiate_pipeline(node: DictConfig | None, seed: int, spec: DataSpec) -> 
     return pipeline
 
 
-def without_transforms(node: DictConfig | None, targets: Sequence[str]) -> DictConfig | None:
-    """A copy of augment group `node` whose pipelines leave out every transform whose `_target_`
-    is in `targets` (e.g. a generator's pairs without the affine move's black padding).
+def without_transforms(
+    node: DictConfig | None, targets: Sequence[str], key: str
+) -> DictConfig | None:
+    """A copy of augment group `node` whose pipelines (2D and 3D) leave out every transform whose
+    `_target_` is in `targets` (e.g. a generator's pairs without the affine move's black padding).
 
-    A target that none of the node's pipelines holds is refused (a misspelt name would otherwise
-    change nothing); a node without pipelines (`augment=none`) has nothing to leave out.
+    A target that none of the node's pipelines holds is refused, naming the config `key` that
+    asked (a misspelt name would otherwise change nothing); a node without pipelines
+    (`augment=none`) has nothing to leave out.
 
-    >>> without_transforms(cfg.augment, ["albumentations.Affine"])
+    >>> without_transforms(cfg.augment, ["albumentations.Affine"], "generator.skip_augment")
     """
     if not targets or not node:
         return node
-    pipelines = [key for key in PIPELINE_KEYS if node.get(key)]
+    pipelines = [k for k, v in node.items() if isinstance(v, DictConfig) and "transforms" in v]
     if not pipelines:
         return node
-    held = {t.get("_target_") for key in pipelines for t in node[key].get("transforms", [])}
+    held = {t.get("_target_") for k in pipelines for t in node[k].transforms}
     missing = sorted(set(targets) - held)
     if missing:
         raise GensegError(
-            f"generator.skip_augment names {', '.join(missing)}, which augment={node.get('name')} "
-            f"does not hold (it has {', '.join(sorted(h for h in held if h))}); "
-            "fix the name or set generator.skip_augment=[]"
+            f"{key} names {', '.join(missing)}, which augment={node.get('name')} does not hold "
+            f"(it has {', '.join(sorted(h for h in held if h))}); fix the name or set {key}=[]"
         )
     trimmed = copy.deepcopy(node)
-    for key in pipelines:
-        transforms = [t for t in trimmed[key].transforms if t.get("_target_") not in targets]
-        trimmed[key].transforms = transforms
+    for k in pipelines:
+        kept = [t for t in trimmed[k].transforms if t.get("_target_") not in targets]
+        trimmed[k].transforms = kept
     return trimmed

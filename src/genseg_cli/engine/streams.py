@@ -31,7 +31,7 @@ def generator_augment(cfg: DictConfig) -> DictConfig | None:
     """The augment group the generator's real pairs and unlabeled images go through: the run's
     `augment` without the transforms `generator.skip_augment` names (the same group without)."""
     skip = list((cfg.get("generator") or {}).get("skip_augment") or [])
-    return without_transforms(cfg.augment, skip)
+    return without_transforms(cfg.augment, skip, "generator.skip_augment")
 
 
 def check_unlabeled(cfg: DictConfig, method: Method, data: RunData) -> None:
