@@ -29,7 +29,8 @@ GENERATOR_PAIRS_SEED_OFFSET = 6  # the pairs a generator learns from during trai
 
 def generator_augment(cfg: DictConfig) -> DictConfig | None:
     """The augment group the generator's real pairs and unlabeled images go through: the run's
-    `augment` without the transforms `generator.skip_augment` names (the same group without)."""
+    `augment` without the transforms `generator.skip_augment` names (the run's group itself when
+    it names none)."""
     skip = list((cfg.get("generator") or {}).get("skip_augment") or [])
     return without_transforms(cfg.augment, skip, "generator.skip_augment")
 
