@@ -19,6 +19,10 @@ PAIR_KEYS = ["dataset", "backbone", "setup", "n_labeled", "seed"]
 ONE_BUDGET = "n/a: one budget"
 NOT_METRICS = {*KEYS, "seed", "variant", "base_method", "run_dir", "n_unlabeled"}
 NOT_METRICS |= {"setup", "start_weights"}
+# the paired tables' mean over a dataset's test sets (its own test split and each OOD set): the
+# quantity issue-style rules judge a method by ("wins on the mean over columns"); the name does
+# not end in _dice, so no table or figure takes it for a test set of its own
+SETS_MEAN = "mean_of_sets"
 
 
 def with_defaults(frame: pd.DataFrame) -> pd.DataFrame:
@@ -41,6 +45,25 @@ def metric_columns(runs: pd.DataFrame) -> list[str]:
 def dice_columns(runs: pd.DataFrame) -> list[str]:
     """test_dice first, then each OOD set's Dice column."""
     return [c for c in metric_columns(runs) if c.endswith("_dice")]
+
+
+def set_dice_columns(runs: pd.DataFrame) -> list[str]:
+    """test_dice and each OOD set's Dice column; a class's column (test_anterior_dice) is a part
+    of the test split, not a set."""
+    return [c for c in dice_columns(runs) if c == "test_dice" or not c.startswith("test_")]
+
+
+def sets_mean(diffs: pd.DataFrame, runs: pd.DataFrame) -> pd.Series:
+    """Per row of `diffs`, the mean of its Dice differences over the test sets its dataset was
+    scored on in `runs`; NaN where that dataset has a single set (the mean would repeat it) or the
+    row lacks one of them (a mean over fewer sets is another quantity)."""
+    means = pd.Series(np.nan, index=diffs.index, dtype=float)
+    for dataset, rows in runs.groupby("dataset"):
+        sets = [c for c in set_dice_columns(runs) if rows[c].notna().any()]
+        if len(sets) > 1:
+            mine = diffs.dataset == dataset
+            means[mine] = diffs.loc[mine, sets].mean(axis=1, skipna=False)
+    return means
 
 
 def aggregate(runs: pd.DataFrame) -> pd.DataFrame:
@@ -69,9 +92,10 @@ def paired_differences(runs: pd.DataFrame, reference: str = "baseline") -> pd.Da
     """Per-seed `method - reference` Dice for every method run on the reference's seeds.
 
     One row per (dataset, backbone, n_labeled, seed, method) present for both; the columns of
-    differences keep the Dice column names (test_dice, nlm_mc_dice, ...). A variant is paired
-    with the reference run of the same variant where there is one (an override both were trained
-    with, e.g. data.image_size=256), else with the reference's default run.
+    differences keep the Dice column names (test_dice, nlm_mc_dice, ...), followed by
+    SETS_MEAN (their mean over the dataset's test sets) where some dataset has OOD sets. A
+    variant is paired with the reference run of the same variant where there is one (an override
+    both were trained with, e.g. data.image_size=256), else with the reference's default run.
 
     >>> paired_differences(runs, "baseline")[["method", "seed", "test_dice"]]  # doctest: +SKIP
     """
@@ -93,6 +117,9 @@ def paired_differences(runs: pd.DataFrame, reference: str = "baseline") -> pd.Da
     for col in dice:
         both[col] = both[col] - both[f"{col}_ref"]
     both = both.sort_values([*PAIR_KEYS, "method"], kind="stable")
+    if len(set_dice_columns(runs)) > 1:
+        dice = [*dice, SETS_MEAN]
+        both[SETS_MEAN] = sets_mean(both, runs)
     return both[[*PAIR_KEYS, "method", "reference", *dice]].reset_index(drop=True)
 
 
@@ -100,7 +127,8 @@ def paired(runs: pd.DataFrame, reference: str = "baseline") -> pd.DataFrame:
     """Mean and std (ddof=0) of the per-seed differences to `reference`, and the seeds won.
 
     Columns: dataset, backbone, n_labeled, method, reference, n_pairs, and for each Dice
-    column `<col>_diff_mean`, `<col>_diff_std`, `<col>_wins` (seeds where method > reference).
+    column (and SETS_MEAN where paired_differences has it) `<col>_diff_mean`, `<col>_diff_std`,
+    `<col>_wins` (seeds where method > reference) and `<col>_n` (pairs scored on that column).
 
     >>> paired(runs, "baseline")  # doctest: +SKIP
     """
@@ -108,10 +136,12 @@ def paired(runs: pd.DataFrame, reference: str = "baseline") -> pd.DataFrame:
     keys = [*KEYS, "reference"]
     groups = diffs.groupby(keys, sort=True)
     out = groups.size().rename("n_pairs").to_frame()
-    for col in dice_columns(runs):
+    shown = dice_columns(runs) + [SETS_MEAN] * (SETS_MEAN in diffs.columns)
+    for col in shown:
         out[f"{col}_diff_mean"] = groups[col].mean()
         out[f"{col}_diff_std"] = groups[col].std(ddof=0)
         out[f"{col}_wins"] = groups[col].agg(lambda d: int((d > 0).sum()))
+        out[f"{col}_n"] = groups[col].count()  # pairs with a score: a run may lack an OOD set
     return out.reset_index()
 
 

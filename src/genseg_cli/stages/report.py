@@ -30,6 +30,7 @@ from genseg_cli.report.collect import (
 from genseg_cli.report.figures import dice_vs_labels, paired_figure, series_colors
 from genseg_cli.report.grouping import Shared
 from genseg_cli.report.summary import (
+    SETS_MEAN,
     aggregate,
     dice_columns,
     efficiency,
@@ -84,6 +85,8 @@ def label(column: str) -> str:
     test_anterior_dice -> 'test anterior Dice' (a class of a multi-class test set)."""
     if column == "train_time_s":
         return "train time (s)"
+    if column == SETS_MEAN:
+        return "mean Dice over test sets"
     name, _, kind = column.rpartition("_")
     if name.startswith("test_"):
         name = name.replace("_", " ", 1)
@@ -120,7 +123,8 @@ def display_summary(
 def display_paired(
     table: pd.DataFrame, dice: list[str], shared: Shared | None = None
 ) -> pd.DataFrame:
-    """Paired table as strings: '+mean ± std (wins/pairs)' per Dice column."""
+    """Paired table as strings: '+mean ± std (wins/pairs)' per Dice column, the pairs counted
+    where both runs have a score on that column (`<col>_n`; n_pairs where a table lacks it)."""
     shown = table[[*shown_keys(shared), "reference", "n_pairs"]].astype(str)
     for d in dice:
         shown[f"Δ {label(d)}"] = [
@@ -133,7 +137,7 @@ def display_paired(
                 table[f"{d}_diff_mean"],
                 table[f"{d}_diff_std"],
                 table[f"{d}_wins"],
-                table["n_pairs"],
+                table.get(f"{d}_n", table["n_pairs"]),
                 strict=True,
             )
         ]
@@ -237,7 +241,8 @@ def main(args: list[str]) -> int:
     factors = efficiency(summary, method, reference)
     metrics, dice = metric_columns(runs), dice_columns(runs)
     shown = display_summary(summary, metrics, shared)
-    shown_pairs = display_paired(pairs, dice, shared)
+    paired_columns = dice + [SETS_MEAN] * (f"{SETS_MEAN}_diff_mean" in pairs.columns)
+    shown_pairs = display_paired(pairs, paired_columns, shared)
     header = shared.header()
     if opts["runs_csv"]:  # runs.csv does not record the overrides every run shared
         header[0] = f"shared overrides: not recorded (rebuilt from {opts['runs_csv']})"
