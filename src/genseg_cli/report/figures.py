@@ -26,6 +26,8 @@ import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from genseg_cli.report.summary import is_set_dice
+
 PANEL_WIDTH, PANEL_HEIGHT = 4.2, 3.6  # inches per test-set panel
 MIN_WIDTH = 7.0  # inches: a one-panel figure still has room for its title and legend
 CHARS_PER_INCH = 11  # legend text at matplotlib's default 10 pt
@@ -46,8 +48,7 @@ def panel_columns(frame: pd.DataFrame, suffix: str = "") -> list[str]:
         if not column.endswith(suffix):
             continue
         name = column[: len(column) - len(suffix)]
-        per_class = name.startswith("test_") and name != "test_dice"
-        if name.endswith("_dice") and not per_class and frame[column].notna().any():
+        if is_set_dice(name) and frame[column].notna().any():
             found.append(name)
     return sorted(found, key=lambda n: (n != "test_dice", n))
 

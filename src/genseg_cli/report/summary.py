@@ -47,10 +47,15 @@ def dice_columns(runs: pd.DataFrame) -> list[str]:
     return [c for c in metric_columns(runs) if c.endswith("_dice")]
 
 
+def is_set_dice(column: str) -> bool:
+    """True for test_dice and an OOD set's `<name>_dice`; a class's column (test_anterior_dice)
+    is a part of the test split, not a set."""
+    return column.endswith("_dice") and (column == "test_dice" or not column.startswith("test_"))
+
+
 def set_dice_columns(runs: pd.DataFrame) -> list[str]:
-    """test_dice and each OOD set's Dice column; a class's column (test_anterior_dice) is a part
-    of the test split, not a set."""
-    return [c for c in dice_columns(runs) if c == "test_dice" or not c.startswith("test_")]
+    """test_dice and each OOD set's Dice column."""
+    return [c for c in dice_columns(runs) if is_set_dice(c)]
 
 
 def sets_mean(diffs: pd.DataFrame, runs: pd.DataFrame) -> pd.Series:
