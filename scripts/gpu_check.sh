@@ -7,7 +7,9 @@
 #   OUT=/tmp/gpu STEPS=30 bash scripts/gpu_check.sh
 #
 # A lent GPU comes with minutes, not hours, so every step has its own time limit (LIMIT_<STEP>
-# seconds, below) and the most wanted numbers come first: a step that hits its limit is reported
+# seconds, below), BUDGET (seconds, optional) caps the whole script by shortening the later steps'
+# limits to what is left, and the most wanted numbers come first (the genseg protocol, then the
+# tests, the per-method iteration times and the baseline's protocol): a step that hits its limit is reported
 # as cut, with how far it got, and the script goes on to the next. A failing step prints the end
 # of its log and the script goes on too; the exit code is 1 when any step failed. The table grows
 # in $OUT/summary.md as steps finish, so a run stopped from outside still says what it measured.
@@ -28,6 +30,7 @@ LIMIT_BENCHMARK=${LIMIT_BENCHMARK:-120}
 LIMIT_GENSEG=${LIMIT_GENSEG:-900}
 LIMIT_TESTS=${LIMIT_TESTS:-300}
 LIMIT_BASELINE=${LIMIT_BASELINE:-600}
+BUDGET=${BUDGET:-0}
 read -r -a PROTOCOL_OVERRIDES <<<"${PROTOCOL_OVERRIDES:-}"
 # the tests whose runs go through run_training with trainer.device=auto, so that here they train
 # baseline, separate and genseg on the GPU end to end, score, resume and run every stage
@@ -66,6 +69,17 @@ ELAPSED=0
 logged() {
     local name=$1 limit=$2 start=$SECONDS rc=0
     shift 2
+    # under a BUDGET a step gets at most what is left of it (10 s kept for the summary)
+    if ((BUDGET > 0)); then
+        local left=$((BUDGET - SECONDS - 10))
+        if ((left < 5)); then
+            STATUS="skipped (no time left of BUDGET=$BUDGET s)"
+            ELAPSED=0
+            echo "== $name: $STATUS"
+            return
+        fi
+        ((left < limit)) && limit=$left
+    fi
     echo "== $name (at most ${limit} s): $*"
     timeout --signal=TERM --kill-after=10 "$limit" "$@" >"$OUT/$name.log" 2>&1 || rc=$?
     ELAPSED=$((SECONDS - start))
@@ -93,25 +107,6 @@ fi
 echo "card: $CARD"
 printf '| card | what | seconds |\n|---|---|---|\n' >"$SUMMARY"
 python -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda)'
-
-# (b) per-method iteration times under the paper profile, beside the plain reference loop
-rm -f "$OUT/benchmark.csv"
-# (the override goes first: --methods takes every word after it)
-logged benchmark "$LIMIT_BENCHMARK" python scripts/benchmark_methods.py profile=paper \
-    --steps "$STEPS" --warmup "$WARMUP" --reference --csv "$OUT/benchmark.csv" \
-    --methods baseline separate genseg baseline+fixmatch genseg+fixmatch
-cat "$OUT/benchmark.log"
-if [[ -f $OUT/benchmark.csv ]]; then
-    while IFS=, read -r size method _ _ seconds; do
-        seconds=${seconds%$'\r'} # the csv module ends its lines with \r\n
-        # the upper-step row is one upper step's time, every other row a mean iteration's
-        unit="s / iteration"
-        [[ $method == upper* ]] && unit="s per call"
-        row "$unit, $method, $size px, batch 2" "${seconds:-skipped}"
-    done < <(tail -n +2 "$OUT/benchmark.csv")
-else
-    row "benchmark_methods.py ($STATUS)" "$ELAPSED"
-fi
 
 # LOG: seconds per training step between the first and the last "step N/M" line of a run's log
 # (validation and checkpoints included), to compare with the benchmark's iteration time
@@ -151,15 +146,34 @@ protocol() {
     fi
 }
 
-# (c) the protocol for genseg, the number the issue's goal is about
+# (b) the protocol for genseg, the number the issue's goal is about
 protocol genseg "$LIMIT_GENSEG"
 
-# (d) the tests on the device
+# (c) the tests on the device
 # -v: one line per finished test, so a run cut at its limit still names the tests that failed
 logged pytest "$LIMIT_TESTS" python -m pytest -v -rs -p no:cacheprovider -n "${TEST_WORKERS:-8}" \
     "${TEST_SELECTION[@]}"
 tail -n 3 "$OUT/pytest.log"
 row "pytest ${TEST_SELECTION[*]}: $STATUS, $(tail -n 1 "$OUT/pytest.log" | tr -d '=|')" "$ELAPSED"
+
+# (d) per-method iteration times under the paper profile, beside the plain reference loop
+rm -f "$OUT/benchmark.csv"
+# (the override goes first: --methods takes every word after it)
+logged benchmark "$LIMIT_BENCHMARK" python scripts/benchmark_methods.py profile=paper \
+    --steps "$STEPS" --warmup "$WARMUP" --reference --csv "$OUT/benchmark.csv" \
+    --methods baseline separate genseg baseline+fixmatch genseg+fixmatch
+cat "$OUT/benchmark.log"
+if [[ -f $OUT/benchmark.csv ]]; then
+    while IFS=, read -r size method _ _ seconds; do
+        seconds=${seconds%$'\r'} # the csv module ends its lines with \r\n
+        # the upper-step row is one upper step's time, every other row a mean iteration's
+        unit="s / iteration"
+        [[ $method == upper* ]] && unit="s per call"
+        row "$unit, $method, $size px, batch 2" "${seconds:-skipped}"
+    done < <(tail -n +2 "$OUT/benchmark.csv")
+else
+    row "benchmark_methods.py ($STATUS)" "$ELAPSED"
+fi
 
 # (e) the protocol for the baseline
 protocol baseline "$LIMIT_BASELINE"
