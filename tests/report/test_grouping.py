@@ -234,3 +234,20 @@ def test_paired_table_keeps_setups_apart(tmp_path: Path):
     table = paired(collect(tmp_path)[0], "baseline")
     assert sorted(set(table.setup)) == ["profile=cpu", "profile=paper"]
     assert (table.n_pairs == 2).all() and len(table) == 4  # 2 setups x 2 budgets
+
+
+def test_a_variant_of_the_reference_method_is_paired_with_its_default_run(tmp_path: Path):
+    """A lever screen's question: each `genseg [lever]` run minus default genseg, same seed."""
+    lever = "mlo.learn_synthetic_weight=true"
+    for seed in (0, 1, 2):
+        fake_run(tmp_path / f"b{seed}", method="baseline", seed=seed, dice=0.80)
+        fake_run(tmp_path / f"g{seed}", method="genseg", seed=seed, dice=0.70 + seed / 100)
+        fake_run(
+            tmp_path / f"l{seed}", method="genseg", seed=seed, dice=0.75 + seed / 100,
+            overrides=[lever],
+        )
+    diffs = paired_differences(collect(tmp_path)[0], "genseg").set_index("method")
+    levered = diffs.loc[f"genseg [{lever}]"]
+    assert sorted(levered.seed) == [0, 1, 2] and (levered.reference == "genseg").all()
+    assert levered.test_dice.round(6).tolist() == [0.05, 0.05, 0.05]  # never paired with itself
+    assert sorted(diffs.loc["baseline"].test_dice.round(6)) == [0.08, 0.09, 0.1]

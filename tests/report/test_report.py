@@ -179,7 +179,12 @@ def test_variants_are_summarised_apart_and_paired_with_their_reference(sweep: Pa
         assert diffs.loc[(lr, s), "test_dice"] == pytest.approx(noaug[s] - plain[s])
     assert diffs.loc[(s64, 0), "reference"] == "baseline [data.image_size=64]"
     assert diffs.loc[(s64, 0), "test_dice"] == pytest.approx(noaug[0] - 0.5)
-    assert len(diffs) == 2 + 2 + 1
+    # the reference method's own variant is paired with its default run
+    assert diffs.loc[("baseline [data.image_size=64]", 0), "reference"] == "baseline"
+    assert diffs.loc[("baseline [data.image_size=64]", 0), "test_dice"] == pytest.approx(
+        0.5 - plain[0]
+    )
+    assert len(diffs) == 2 + 2 + 1 + 1
 
 
 def test_ood_sets_become_columns_and_are_paired(sweep: Path, tmp_path: Path):

@@ -100,7 +100,9 @@ def paired_differences(runs: pd.DataFrame, reference: str = "baseline") -> pd.Da
     differences keep the Dice column names (test_dice, nlm_mc_dice, ...), followed by
     SETS_MEAN (their mean over the dataset's test sets) where some dataset has OOD sets. A
     variant is paired with the reference run of the same variant where there is one (an override
-    both were trained with, e.g. data.image_size=256), else with the reference's default run.
+    both were trained with, e.g. data.image_size=256), else with the reference's default run; a
+    variant of the reference method itself (a lever screen's `genseg [mlo.levers=...]` against
+    reference `genseg`) is paired with the reference's default run.
 
     >>> paired_differences(runs, "baseline")[["method", "seed", "test_dice"]]  # doctest: +SKIP
     """
@@ -109,12 +111,15 @@ def paired_differences(runs: pd.DataFrame, reference: str = "baseline") -> pd.Da
     base = runs.base_method  # the method without its variant (collect_runs writes it)
     ref = runs[base == reference][[*PAIR_KEYS, "variant", "method", *dice]]
     ref = ref.rename(columns={"method": "reference"})
-    others = runs[base != reference][[*PAIR_KEYS, "variant", "method", *dice]]
+    own_variant = (base == reference) & (runs.variant != "")
+    others = runs[(base != reference) | own_variant][[*PAIR_KEYS, "variant", "method", *dice]]
     others = others.reset_index(drop=True).assign(row=lambda f: range(len(f)))
     matched = others.merge(
         ref, on=[*PAIR_KEYS, "variant"], how="left", suffixes=("", "_ref"), indicator=True
     )
-    same = matched[matched._merge == "both"].drop(columns="_merge")
+    # a variant of the reference method finds itself here: it goes to the default run instead
+    same = matched[(matched._merge == "both") & (matched.method != matched.reference)]
+    same = same.drop(columns="_merge")
     alone = others[~others.row.isin(same.row)]
     default = ref[ref.variant == ""].drop(columns="variant")
     fallback = alone.merge(default, on=PAIR_KEYS, suffixes=("", "_ref"))
