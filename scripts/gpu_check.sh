@@ -9,8 +9,8 @@
 # A lent GPU comes with minutes, not hours, so every step has its own time limit (LIMIT_<STEP>
 # seconds, below), BUDGET (seconds, optional) caps the whole script by shortening the later steps'
 # limits to what is left, and the most wanted numbers come first (the genseg protocol, then the
-# tests, the per-method iteration times and the baseline's protocol): a step that hits its limit is reported
-# as cut, with how far it got, and the script goes on to the next. A failing step prints the end
+# tests, the per-method iteration times and the baseline's protocol): a step that hits its limit
+# is reported as cut, with how far it got, and the script goes on to the next. A failing step prints the end
 # of its log and the script goes on too; the exit code is 1 when any step failed. The table grows
 # in $OUT/summary.md as steps finish, so a run stopped from outside still says what it measured.
 #
