@@ -76,8 +76,11 @@ def test_generator_sweep_scores_each_variant_and_the_real_reference(tmp_path) ->
     assert "| short |" in summary and "| fm |" in summary and "0: " in summary and "1: " in summary
 
 
-def test_screen_grid_runs_each_method_and_points_self_training_at_its_baseline(tmp_path) -> None:
-    """scripts/screen.sh with @baseline, then scripts/final_checkpoint_scores.py on its runs."""
+SELF_TRAINING_GRID = "method=baseline; method=baseline ssl=self_training ssl.teacher_run=@baseline"
+
+
+def screen(tmp_path: Path, methods: str, **settings: str) -> subprocess.CompletedProcess:
+    """scripts/screen.sh on JSRT seed 0 at the debug profile, a few steps per run."""
     from tests.conftest import DATA_DIR
 
     if not (DATA_DIR / "jsrt").is_dir():
@@ -89,13 +92,19 @@ def test_screen_grid_runs_each_method_and_points_self_training_at_its_baseline(t
         "OUT": str(tmp_path),
         "SEEDS": "0",
         "DATASETS": "jsrt",
-        "METHODS": "method=baseline; method=baseline ssl=self_training ssl.teacher_run=@baseline",
+        "METHODS": methods,
         "EXTRA": "profile=debug trainer.steps=3 n_unlabeled=4 trainer.precision=fp32 "
-        "trainer.checkpoint_every=1",
+        "trainer.checkpoint_every=1 trainer.num_threads=1",
+        **settings,
     }
-    out = subprocess.run(
+    return subprocess.run(
         ["bash", str(SCRIPTS / "screen.sh")], capture_output=True, text=True, env=env, timeout=600
     )
+
+
+def test_screen_grid_runs_each_method_and_points_self_training_at_its_baseline(tmp_path) -> None:
+    """scripts/screen.sh with @baseline, then scripts/final_checkpoint_scores.py on its runs."""
+    out = screen(tmp_path, SELF_TRAINING_GRID)
     assert out.returncode == 0, out.stderr[-2000:]
     student = tmp_path / "jsrt_method-baseline_ssl-self_training_seed0"
     assert (student / "metrics.json").is_file()
@@ -113,3 +122,27 @@ def test_screen_grid_runs_each_method_and_points_self_training_at_its_baseline(t
         "baseline",
         "baseline+self_training [ssl.teacher_run=baseline]",
     }
+
+
+def test_screen_grid_runs_in_parallel_and_lists_a_failed_run(tmp_path) -> None:
+    """JOBS=2: the runs finish side by side with a log each, the self-training run still reads a
+    finished baseline, and a run that fails is named at the end (exit 1) without stopping the rest
+    or writing a report over a partial grid."""
+    methods = f"{SELF_TRAINING_GRID}; method=no_such_method"
+    out = screen(tmp_path, methods, JOBS="2")
+    assert out.returncode == 1, out.stderr[-2000:]
+    assert "jsrt_method-no_such_method_seed0" in out.stderr.split("failed runs")[1]
+    for run in ("jsrt_method-baseline_seed0", "jsrt_method-baseline_ssl-self_training_seed0"):
+        assert (tmp_path / run / "metrics.json").is_file()
+        assert (tmp_path / "logs" / f"{run}.log").is_file()
+    assert not (tmp_path / "report").exists()
+    # rerun without the failing method: nothing trains again, and the report is written
+    again = screen(tmp_path, SELF_TRAINING_GRID, JOBS="2")
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "(log: " not in again.stdout  # no run was started
+    assert (tmp_path / "report" / "runs.csv").is_file()
+
+
+def test_screen_grid_refuses_a_bad_jobs_value(tmp_path) -> None:
+    out = screen(tmp_path, SELF_TRAINING_GRID, JOBS="two")
+    assert out.returncode == 2 and "JOBS=two" in out.stderr
