@@ -146,3 +146,46 @@ def test_screen_grid_runs_in_parallel_and_lists_a_failed_run(tmp_path) -> None:
 def test_screen_grid_refuses_a_bad_jobs_value(tmp_path) -> None:
     out = screen(tmp_path, SELF_TRAINING_GRID, JOBS="two")
     assert out.returncode == 2 and "JOBS=two" in out.stderr
+
+
+def goal_table(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(SCRIPTS / "goal_table.py"), *args], capture_output=True, text=True
+    )
+
+
+def test_goal_table_counts_the_datasets_won_against_both_references(tmp_path) -> None:
+    """A dataset counts when the method wins at least two seeds against each reference, judged on
+    the mean over test sets where there is one (OOD sets), else on the test Dice."""
+    columns = "dataset,n_labeled,seed,method,reference,test_dice,mean_of_sets"
+    vs_baseline = [  # ph2: test Dice wins, but the mean over its sets loses seeds 0 and 1
+        *(f"ph2,40,{s},genseg,baseline,0.01,{m}" for s, m in enumerate([-0.02, -0.01, 0.03])),
+        *(f"busi,100,{s},genseg,baseline,{d}," for s, d in enumerate([0.05, 0.02, -0.01])),
+        "busi,100,0,separate,baseline,0.09,",
+    ]
+    vs_separate = [
+        *(f"ph2,40,{s},genseg,separate,0.01,0.02" for s in range(3)),
+        *(f"busi,100,{s},genseg,separate,{d}," for s, d in enumerate([0.01, -0.03, 0.02])),
+    ]
+    paths = []
+    for name, rows in (("baseline", vs_baseline), ("separate", vs_separate)):
+        paths.append(tmp_path / f"{name}.csv")
+        paths[-1].write_text("\n".join([columns, *rows]) + "\n")
+    out = goal_table(*map(str, paths))
+    assert out.returncode == 0, out.stderr
+    lines = {line.split(" | ")[0]: line for line in out.stdout.splitlines() if "-" in line}
+    assert lines["| busi-100"].endswith("| yes |")
+    assert "+0.0500, +0.0200, -0.0100 (2/3; mean +0.0200)" in lines["| busi-100"]
+    assert lines["| ph2-40"].endswith("| no |") and "(1/3; mean +0.0000)" in lines["| ph2-40"]
+    assert "1 of 2 datasets: genseg above baseline and separate" in out.stdout
+    # a method with no pair against one reference (separate against itself) never counts
+    separate = goal_table(*map(str, paths), "--method", "separate").stdout
+    assert "| busi-100 | +0.0900 (1/1; mean +0.0900) | - | no |" in separate
+
+
+def test_goal_table_names_a_file_that_is_no_paired_table(tmp_path) -> None:
+    bad = tmp_path / "runs.csv"
+    bad.write_text("dataset,method,test_dice\nbusi,genseg,0.7\n")
+    out = goal_table(str(bad), str(bad))
+    assert out.returncode == 2 and str(bad) in out.stderr and "column" in out.stderr
+    assert "Traceback" not in out.stderr
