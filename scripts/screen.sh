@@ -56,9 +56,9 @@ for pass in 1 2; do
       [ "$name" = kvasir ] && dataset="kvasir evaluation.ood=false"   # CVC-ClinicDB is not here
       for method in "${methods[@]}"; do
         overrides=$(echo "$method" | xargs)   # trim
-        needs_baseline=1
-        [[ "$overrides" == *@baseline* ]] && needs_baseline=2
-        [ "$needs_baseline" = "$pass" ] || continue
+        run_pass=1
+        [[ "$overrides" == *@baseline* ]] && run_pass=2
+        [ "$run_pass" = "$pass" ] || continue
         run=$(run_name "$name" "$overrides" "$seed")
         [ -f "$OUT/$run/metrics.json" ] && continue   # finished earlier: keep it
         overrides=${overrides//@baseline/$OUT/$(run_name "$name" method=baseline "$seed")}
