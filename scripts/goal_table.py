@@ -35,7 +35,7 @@ def seed_differences(paired_seeds: pd.DataFrame, method: str) -> dict[str, pd.Se
     per_dataset = {}
     for (dataset, n_labeled), group in rows.groupby(["dataset", "n_labeled"]):
         if group.seed.duplicated().any():
-            raise SystemExit(
+            raise ValueError(
                 f"{dataset}-{n_labeled}: two rows of {method!r} for one seed (several setups or "
                 "backbones in one report); report each setup on its own"
             )
@@ -79,10 +79,18 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         tables.append(table)
     references = [table.reference.iloc[0] for table in tables]
-    differences = [seed_differences(table, args.method) for table in tables]
+    try:
+        differences = [seed_differences(table, args.method) for table in tables]
+    except ValueError as error:
+        print(error, file=sys.stderr)
+        return 2
     datasets = sorted(set(differences[0]) | set(differences[1]))
     if not datasets:
-        print(f"no paired rows of {args.method!r} in {' or '.join(args.paired_seeds)}")
+        print(
+            f"no paired rows of {args.method!r} in {' or '.join(args.paired_seeds)}; give a method "
+            "label of the report (e.g. genseg)",
+            file=sys.stderr,
+        )
         return 2
     header = [f"{args.method} minus {reference}" for reference in references]
     print(f"| dataset | {' | '.join(header)} | counts |")

@@ -189,3 +189,9 @@ def test_goal_table_names_a_file_that_is_no_paired_table(tmp_path) -> None:
     out = goal_table(str(bad), str(bad))
     assert out.returncode == 2 and str(bad) in out.stderr and "column" in out.stderr
     assert "Traceback" not in out.stderr
+    # one seed paired twice (two setups in one report): named, exit 2
+    twice = tmp_path / "twice.csv"
+    row = "busi,100,0,genseg,baseline,0.01"
+    twice.write_text("dataset,n_labeled,seed,method,reference,test_dice\n" + f"{row}\n{row}\n")
+    out = goal_table(str(twice), str(twice))
+    assert out.returncode == 2 and "busi-100: two rows" in out.stderr
