@@ -195,3 +195,39 @@ def test_goal_table_names_a_file_that_is_no_paired_table(tmp_path) -> None:
     twice.write_text("dataset,n_labeled,seed,method,reference,test_dice\n" + f"{row}\n{row}\n")
     out = goal_table(str(twice), str(twice))
     assert out.returncode == 2 and "busi-100: two rows" in out.stderr
+
+
+def upper_moves(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(SCRIPTS / "upper_moves.py"), *args], capture_output=True, text=True
+    )
+
+
+def test_upper_moves_gives_each_parameters_first_and_last_value(tmp_path) -> None:
+    """A lever's first and last logged value (rows where it was not logged skipped), and the
+    kernel mixture's weight range at the end with its largest change from uniform."""
+    run = tmp_path / "grid" / "ph2_method-genseg_seed0"
+    run.mkdir(parents=True)
+    alpha = ",".join(f"alpha/up0/convT k{k}" for k in (4, 6, 8))
+    run.joinpath("history.csv").write_text(
+        f"step,loss/seg,lever/appearance/mix,{alpha}\n"
+        "10,0.9,0.2016,0.33,0.34,0.33\n"
+        "1490,0.2,0.2392,0.10,0.50,0.40\n"
+        "1500,0.8,,,,\n"
+    )
+    (tmp_path / "grid" / "ph2_method-baseline_seed0").mkdir()
+    (tmp_path / "grid" / "ph2_method-baseline_seed0" / "history.csv").write_text("step\n10\n")
+    out = upper_moves(str(tmp_path / "grid"))
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    rows = {tuple(c.strip() for c in line.split("|")[1:3]): line for line in lines}
+    mix = rows[("ph2_method-genseg_seed0", "lever/appearance/mix")]
+    assert "| 0.2016 (step 10) | 0.2392 (step 1490) |" in mix
+    mixture = rows[("ph2_method-genseg_seed0", "alpha (1 layers, 3 weights)")]
+    assert "0.1000..0.5000 (step 1490); largest change from 0.3333: 0.2333" in mixture
+    assert ("ph2_method-baseline_seed0", "(no upper-level parameter)") in rows
+
+
+def test_upper_moves_names_a_folder_without_runs(tmp_path) -> None:
+    out = upper_moves(str(tmp_path))
+    assert out.returncode == 2 and str(tmp_path) in out.stderr and "Traceback" not in out.stderr
