@@ -4,8 +4,9 @@ value, read from the runs' history.csv.
 A lever screen says whether a lever helped; this says whether the hypergradient moved it at all,
 so that "the lever helped" can be told apart from "a fixed random augmentation helped". Per run:
 every `lever/<name>/<parameter>` and `mlo/synthetic_weight` (learned lambda) column, first and
-last logged value; the kernel mixtures (`alpha/<layer>/<op>`, softmax weights, 1/3 each at the
-start) as the range of the weights at the last step and the largest change of one weight.
+last logged value; the kernel mixtures (`alpha/<layer>/<op>`, softmax weights, uniform within a
+layer at the start) as the range of the weights at the last step and the largest change of one
+weight.
 
     python scripts/upper_moves.py GRID/ph2_method-genseg_mlo.levers-_appearance__seed0 ...
     python scripts/upper_moves.py GRID            # every run folder under GRID with a history
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections import Counter
 from pathlib import Path
 
 import pandas as pd
@@ -53,14 +55,15 @@ def moves(history: pd.DataFrame) -> list[tuple[str, str, str]]:
     logged = history[["step", *alpha]].dropna() if alpha else pd.DataFrame()
     if not logged.empty:
         first, last = logged[alpha].iloc[0], logged[alpha].iloc[-1]
-        layers = {c.rsplit("/", 1)[0] for c in alpha}
-        uniform = len(layers) / len(alpha)  # every op of a layer starts at 1/(ops per layer)
+        layer_of = {c: c.rsplit("/", 1)[0] for c in alpha}
+        ops = Counter(layer_of.values())
+        uniform = pd.Series({c: 1 / ops[layer_of[c]] for c in alpha})  # a layer's start weights
         rows.append(
             (
-                f"alpha ({len(layers)} layers, {len(alpha)} weights)",
+                f"alpha ({len(ops)} layers, {len(alpha)} weights)",
                 f"{first.min():.4f}..{first.max():.4f} (step {int(logged.step.iloc[0])})",
                 f"{last.min():.4f}..{last.max():.4f} (step {int(logged.step.iloc[-1])}); "
-                f"largest change from {uniform:.4f}: {(last - uniform).abs().max():.4f}",
+                f"largest change from uniform: {(last - uniform).abs().max():.4f}",
             )
         )
     return rows

@@ -208,12 +208,13 @@ def test_upper_moves_gives_each_parameters_first_and_last_value(tmp_path) -> Non
     kernel mixture's weight range at the end with its largest change from uniform."""
     run = tmp_path / "grid" / "ph2_method-genseg_seed0"
     run.mkdir(parents=True)
-    alpha = ",".join(f"alpha/up0/convT k{k}" for k in (4, 6, 8))
+    # layer up0 mixes three kernels (start 1/3 each), layer up1 two (start 1/2 each)
+    alpha = ",".join(f"alpha/up0/convT k{k}" for k in (4, 6, 8)) + ",alpha/up1/k4,alpha/up1/k6"
     run.joinpath("history.csv").write_text(
         f"step,loss/seg,lever/appearance/mix,{alpha}\n"
-        "10,0.9,0.2016,0.33,0.34,0.33\n"
-        "1490,0.2,0.2392,0.10,0.50,0.40\n"
-        "1500,0.8,,,,\n"
+        "10,0.9,0.2016,0.33,0.34,0.33,0.5,0.5\n"
+        "1490,0.2,0.2392,0.10,0.50,0.40,0.62,0.38\n"
+        "1500,0.8,,,,,,\n"
     )
     (tmp_path / "grid" / "ph2_method-baseline_seed0").mkdir()
     (tmp_path / "grid" / "ph2_method-baseline_seed0" / "history.csv").write_text("step\n10\n")
@@ -223,8 +224,8 @@ def test_upper_moves_gives_each_parameters_first_and_last_value(tmp_path) -> Non
     rows = {tuple(c.strip() for c in line.split("|")[1:3]): line for line in lines}
     mix = rows[("ph2_method-genseg_seed0", "lever/appearance/mix")]
     assert "| 0.2016 (step 10) | 0.2392 (step 1490) |" in mix
-    mixture = rows[("ph2_method-genseg_seed0", "alpha (1 layers, 3 weights)")]
-    assert "0.1000..0.5000 (step 1490); largest change from 0.3333: 0.2333" in mixture
+    mixture = rows[("ph2_method-genseg_seed0", "alpha (2 layers, 5 weights)")]
+    assert "0.1000..0.6200 (step 1490); largest change from uniform: 0.2333" in mixture
     assert ("ph2_method-baseline_seed0", "(no upper-level parameter)") in rows
 
 
