@@ -179,3 +179,15 @@ def test_the_paper_profile_on_cuda_never_overrides_a_chosen_profile_or_experimen
     from genseg_cli.core.config import compose
 
     assert compose("train", ["experiment=ph2_cpu"]).data.image_size == 128
+
+
+def test_the_output_probe_leaves_another_runs_probe_alone(tmp_path: Path):
+    """Runs started at once share the output folder: one run's write check must not delete the
+    probe of the other (a shared probe name let a grid's second stream fail with 'No such file')."""
+    from genseg_cli.stages.train import check_output_dir
+
+    other = tmp_path / ".genseg_write_test"
+    other.write_text("")
+    check_output_dir([f"paths.output_dir={tmp_path}"])
+    assert other.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".genseg_write_test"]

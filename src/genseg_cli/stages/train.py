@@ -15,6 +15,7 @@ import logging
 import os
 import signal
 import sys
+import tempfile
 import threading
 import traceback
 from collections.abc import Iterator
@@ -206,9 +207,10 @@ def check_output_dir(args: list[str]) -> None:
     folder = Path(given[-1] if given else os.environ.get("GENSEG_OUTPUT_DIR", "outputs"))
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        probe = folder / ".genseg_write_test"
-        probe.write_text("")
-        probe.unlink()
+        # a probe of this process's own: runs started together (a sweep's launchers, a grid's two
+        # streams) share the folder, and one shared name let one run delete the other's probe
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".genseg_write_test"):
+            pass
     except OSError as err:
         raise GensegError(
             f"cannot write runs to {folder}: {err.strerror}; set "
