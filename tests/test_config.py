@@ -68,6 +68,15 @@ def test_defaults():
     assert cfg.n_labeled == 9 and cfg.data.image_size == 128 and cfg.trainer.steps == 1500
 
 
+def test_genseg_builds_the_adopted_hotter_mixture_by_default():
+    """Issue 14 adopted softmax(alpha / 0.2) with arch_lr 1e-2 (results/README.md, session 17):
+    the composed default must build it, in every mixed op and in the upper level's optimizer."""
+    method = build_method(compose("train", ["method=genseg", "profile=debug"]), CPU)
+    mixed = [m for m in method.generator.modules() if hasattr(m, "candidate_weights")]
+    assert mixed and {m.temperature for m in mixed} == {0.2}
+    assert [g["lr"] for g in method.arch_optimizer.param_groups] == [1e-2]
+
+
 def test_paper_profile_is_the_protocol():
     cfg = compose("train", ["profile=paper"])
     assert cfg.data.image_size == 256 and cfg.data.batch_size == 2 and cfg.trainer.steps == 5000

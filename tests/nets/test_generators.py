@@ -115,6 +115,7 @@ def test_bad_image_size_raises_naming_the_sizes(size, bottleneck):
         ({"down_kernels": (3,), "search_down": True}, "even"),
         ({"norm": "group"}, "batch"),
         ({"norm": "none"}, "batch"),  # the discriminator's third norm is not the generator's
+        ({"arch_temperature": 0.0}, "arch_temperature must be positive"),
     ],
 )
 def test_bad_options_raise(kw, match):
@@ -272,6 +273,21 @@ def test_derive_names_the_argmax_op_and_weights_sum_to_one():
         assert len(d["weights"]) == 3
         assert sum(d["weights"]) == pytest.approx(1.0)
     assert derived["up2"]["weights"][1] == max(derived["up2"]["weights"])
+
+
+def test_arch_temperature_reaches_every_mixed_op_and_sharpens_the_same_alphas():
+    cold, warm = tiny(arch_temperature=0.2), tiny()
+    cold_ops = [op for _, op in cold._mixed_ops()]
+    assert cold_ops and all(op.temperature == 0.2 for op in cold_ops)
+    # the search starts uniform at any temperature
+    torch.testing.assert_close(cold_ops[0].candidate_weights(), torch.full((3,), 1 / 3))
+    for gen in (cold, warm):
+        with torch.no_grad():
+            for _, op in gen._mixed_ops():
+                op.alpha.copy_(torch.tensor([1.0, 0.0, 0.0]))
+    cold_mix = cold.decoder["up1"].op.candidate_weights()
+    torch.testing.assert_close(cold_mix, torch.softmax(torch.tensor([5.0, 0.0, 0.0]), 0))
+    assert cold_mix[0] > warm.decoder["up1"].op.candidate_weights()[0] + 0.4
 
 
 def test_instance_norm_and_no_dropout_variant():
