@@ -10,6 +10,7 @@ from genseg_cli.core.runtime import resolve_runtime
 from genseg_cli.data.augment import instantiate_pipeline
 from genseg_cli.data.spec import DataSpec
 from genseg_cli.engine.loop import build_method
+from genseg_cli.nets.mixed_conv import MixedConv
 from genseg_cli.nets.segmenters import build_segmenter
 
 GROUPS = sorted(
@@ -72,7 +73,7 @@ def test_genseg_builds_the_adopted_hotter_mixture_by_default():
     """Issue 14 adopted softmax(alpha / 0.2) with arch_lr 1e-2 (results/README.md, session 17):
     the composed default must build it, in every mixed op and in the upper level's optimizer."""
     method = build_method(compose("train", ["method=genseg", "profile=debug"]), CPU)
-    mixed = [m for m in method.generator.modules() if hasattr(m, "candidate_weights")]
+    mixed = [m for m in method.generator.modules() if isinstance(m, MixedConv)]
     assert mixed and {m.temperature for m in mixed} == {0.2}
     assert [g["lr"] for g in method.arch_optimizer.param_groups] == [1e-2]
 
