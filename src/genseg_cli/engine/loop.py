@@ -18,6 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 from genseg_cli.core.config import instantiate_explained
 from genseg_cli.core.errors import GensegError
 from genseg_cli.core.files import load_torch, save_torch, write_csv, write_json
+from genseg_cli.core.fingerprint import machine_fingerprint
 from genseg_cli.core.progress import training_progress
 from genseg_cli.core.runtime import Runtime, resolve_runtime, seed_everything
 from genseg_cli.data.batches import preview_masks, training_batches, whole_set
@@ -225,10 +226,22 @@ def write_history(run_dir: Path, history: pd.DataFrame) -> None:
         write_csv(run_dir / "alpha.csv", alphas)
 
 
-def evaluate_run(cfg: DictConfig, method: Method, data: RunData, run_dir: Path) -> dict:
-    """Score the kept checkpoint (best.pt) on test and OOD sets; write per_image.csv; return
-    summaries."""
-    method.segmenter.load_state_dict(load_torch(run_dir / BEST)["model"])
+def score_final_weights(
+    cfg: DictConfig, method: Method, data: RunData, kept_step: int
+) -> dict | None:
+    """With evaluation.final_weights, the segmenter's weights after the last step scored on
+    the test and OOD sets ({"step", "test", <each OOD set>}); None when off, or when the kept
+    checkpoint is the last step's (its scores are the same). With a few validation images the
+    best-validation choice is noisy, so a benchmark reports both."""
+    steps = int(cfg.trainer.steps)
+    if not cfg.evaluation.get("final_weights", False) or kept_step == steps:
+        return None
+    summary, _ = score_sets(cfg, method, data)
+    return {"step": steps, **summary}
+
+
+def score_sets(cfg: DictConfig, method: Method, data: RunData) -> tuple[dict, pd.DataFrame]:
+    """The segmenter as it is, scored on the test and OOD sets: (summaries, per-image scores)."""
     spec, sets = method.spec, {"test": data.test, **data.ood}
     frames, summary = [], {}
     for name, samples in sets.items():
@@ -243,7 +256,14 @@ def evaluate_run(cfg: DictConfig, method: Method, data: RunData, run_dir: Path) 
         )
         summary[name] = summarise(scores)
         frames.append(scores.assign(set=name))
-    per_image = pd.concat(frames)
+    return summary, pd.concat(frames)
+
+
+def evaluate_run(cfg: DictConfig, method: Method, data: RunData, run_dir: Path) -> dict:
+    """Score the kept checkpoint (best.pt) on test and OOD sets; write per_image.csv; return
+    summaries."""
+    method.segmenter.load_state_dict(load_torch(run_dir / BEST)["model"])
+    summary, per_image = score_sets(cfg, method, data)
     write_csv(run_dir / "per_image.csv", per_image[["set", *per_image.columns.drop("set")]])
     return summary
 
@@ -308,6 +328,8 @@ def train_prepared(run: PreparedRun, run_dir: Path) -> dict:
         runtime.device,
     )
     best = fit(cfg, method, data, run_dir)
+    # the last step's weights, scored before evaluate_run loads the kept checkpoint
+    final = score_final_weights(cfg, method, data, best["step"])
     results = evaluate_run(cfg, method, data, run_dir)
     metrics = {
         "run": {
@@ -334,7 +356,11 @@ def train_prepared(run: PreparedRun, run_dir: Path) -> dict:
         **best["method"],
         "test": results.pop("test"),
         "ood": results,
+        "machine": machine_fingerprint(runtime.precision, runtime.device),
     }
+    if cfg.evaluation.get("final_weights", False):
+        final = final or {"step": best["step"], "test": metrics["test"], **metrics["ood"]}
+        metrics["final"] = {"step": final.pop("step"), "test": final.pop("test"), "ood": final}
     tstr_steps = int(cfg.evaluation.tstr_steps)
     if tstr_steps > 0 and isinstance(method, SyntheticDataMethod):
         metrics["tstr"] = train_on_synthetic_test_on_real(cfg, method, data, tstr_steps)
