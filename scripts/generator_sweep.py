@@ -22,7 +22,7 @@ seed column are seed 0) and prints one markdown table per dataset, each variant 
 `default` on the seeds both have (median pre-training seconds: robust to a row taken while
 another job shared the cores).
 
-    python scripts/generator_sweep.py --summarise results/generator_sweep/tstr.csv
+    python scripts/generator_sweep.py --summarise results/generator_tstr/tstr.csv
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@
 #   bash scripts/gpu_check.sh                     # outputs in outputs/gpu_check
 #   OUT=/tmp/gpu STEPS=30 bash scripts/gpu_check.sh
 #
-# A lent GPU comes with minutes, not hours, so every step has its own time limit (LIMIT_<STEP>
+# A borrowed GPU may come with minutes, not hours, so every step has its own time limit (LIMIT_<STEP>
 # seconds, below), BUDGET (seconds, optional) caps the whole script by shortening the later steps'
 # limits to what is left, and the most wanted numbers come first (the genseg protocol, then the
 # tests, the per-method iteration times and the baseline's protocol): a step that hits its limit
@@ -146,7 +146,7 @@ protocol() {
     fi
 }
 
-# (b) the protocol for genseg, the number the issue's goal is about
+# (b) the protocol for genseg: the wall time of the paper's protocol on this card
 protocol genseg "$LIMIT_GENSEG"
 
 # (c) the tests on the device

@@ -5,8 +5,8 @@ the CPU, then prints every score of every run. With `--save FILE` the scores are
 with `--compare FILE` they are checked against an earlier save and the script exits 1 on any
 difference (exactly equal floats: on one CPU the same config and seed give identical metrics).
 
-    python scripts/parity_runs.py --save results/parity/before.json      # on the old commit
-    python scripts/parity_runs.py --compare results/parity/before.json   # on the new one
+    python scripts/parity_runs.py --save results/parity/before.json     # before the change
+    python scripts/parity_runs.py --compare results/parity/before.json  # after it
 
 Scores depend on the CPU's precision (bf16 with AMX, fp32 without): compare on one machine.
 """

@@ -70,8 +70,8 @@ def test_defaults():
 
 
 def test_genseg_builds_the_adopted_hotter_mixture_by_default():
-    """Issue 14 adopted softmax(alpha / 0.2) with arch_lr 1e-2 (results/README.md, session 17):
-    the composed default must build it, in every mixed op and in the upper level's optimizer."""
+    """genseg's default is softmax(alpha / 0.2) with arch_lr 1e-2 (docs/decisions.md): the
+    composed default must build it, in every mixed op and in the upper level's optimizer."""
     method = build_method(compose("train", ["method=genseg", "profile=debug"]), CPU)
     mixed = [m for m in method.generator.modules() if isinstance(m, MixedConv)]
     assert mixed and {m.temperature for m in mixed} == {0.2}

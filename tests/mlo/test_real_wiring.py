@@ -4,8 +4,8 @@ a central difference of the look-ahead validation loss computed here without the
 
 ReLU and max pooling are swapped for SiLU and average pooling, and dropout is off: a central
 difference across a kink measures the jump, not the slope, and dropout makes the loss random.
-The toy problem of test_hypergrad.py cannot show what the old default eps = 0.01 / |v| did on a
-real network (relative error 0.4-1.07); this file can.
+The toy problem of test_hypergrad.py cannot show what DARTS' eps = 0.01 / |v| does on a real
+network (relative error 0.4-1.07); this file can.
 """
 
 from __future__ import annotations
@@ -138,8 +138,8 @@ class TestRealWiring:
         assert self.relative_error(approx, numeric) < 1e-2, (approx, numeric)
 
     def test_darts_radius_is_measurably_worse(self, wiring, numeric):
-        """DARTS' r = 0.01: why the default changed (if this stops failing, the test above
-        no longer tells the two radii apart)."""
+        """DARTS' r = 0.01: why the default radius is 1e-3 (if this stops failing, the test
+        above does not tell the two radii apart)."""
         default = self.relative_error(self.estimate(wiring, "finite_difference"), numeric)
         darts = self.relative_error(self.estimate(wiring, "finite_difference", 0.01), numeric)
         assert darts > 10 * default, (darts, default)

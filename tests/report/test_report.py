@@ -265,7 +265,7 @@ def test_cli_report(sweep: Path):
 
 
 def test_terminal_tables_show_variant_labels_whole():
-    """A variant's brackets are text, not rich markup (which used to swallow them)."""
+    """A variant's brackets are text, not rich markup (which would swallow them)."""
     from rich.console import Console
 
     label = "genseg [mlo.learn_synthetic_weight=true]"

@@ -1,5 +1,5 @@
 """Tab completion: `genseg -sc install=bash` registers `genseg` alone, the stage name completes,
-and `genseg train ...` completes Hydra overrides (it used to answer "unknown stage '-sc'")."""
+and `genseg train ...` completes Hydra overrides (not "unknown stage '-sc'")."""
 
 from __future__ import annotations
 

@@ -176,10 +176,10 @@ class StageTester:
         else:
             import onnxruntime
 
-            session = onnxruntime.InferenceSession(
+            runtime = onnxruntime.InferenceSession(
                 str(out / "model.onnx"), providers=["CPUExecutionProvider"]
             )
-            deployed = session.run(None, {"image": x.numpy()})[0]
+            deployed = runtime.run(None, {"image": x.numpy()})[0]
         assert deployed.shape == (1, self.out_channels, *self.input_shape[1:])
         assert np.allclose(reference, deployed, atol=1e-4)
 

@@ -91,5 +91,5 @@ def _export_onnx(model: torch.nn.Module, example: torch.Tensor, path: Path) -> n
         dynamic_axes={"image": {0: "n"}, "logits": {0: "n"}},
         dynamo=False,
     )
-    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    return session.run(None, {"image": example.numpy()})[0]
+    runtime = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return runtime.run(None, {"image": example.numpy()})[0]

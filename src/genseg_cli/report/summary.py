@@ -13,14 +13,14 @@ from collections.abc import Iterable
 import numpy as np
 import pandas as pd
 
-from genseg_cli.report.collect import KEYS
+from genseg_cli.report.collect import KEYS, MACHINE_COLUMNS
 
 PAIR_KEYS = ["dataset", "backbone", "setup", "n_labeled", "seed"]
 ONE_BUDGET = "n/a: one budget"
 NOT_METRICS = {*KEYS, "seed", "variant", "base_method", "run_dir", "n_unlabeled"}
-NOT_METRICS |= {"setup", "start_weights"}
+NOT_METRICS |= {"setup", "start_weights", *MACHINE_COLUMNS}
 # the paired tables' mean over a dataset's test sets (its own test split and each OOD set): the
-# quantity issue-style rules judge a method by ("wins on the mean over columns"); the name does
+# quantity a method is judged by ("wins on the mean over columns"); the name does
 # not end in _dice, so no table or figure takes it for a test set of its own
 SETS_MEAN = "mean_of_sets"
 

@@ -1,8 +1,8 @@
 """FixMatch for segmentation (Sohn et al., 2020; as UniMatch adapts it, Yang et al., 2023).
 
 Pseudo labels come from the weak view (the unlabeled stream as the augment group delivers it),
-predicted by an EMA teacher (default: it is steadier than the young student, which the issue's
-probe found to learn slowly), by the student itself in eval mode, or by a finished run's frozen
+predicted by an EMA teacher (default: it is steadier than the young student, which learns
+slowly from its own early labels), by the student itself in eval mode, or by a finished run's frozen
 segmenter (`pseudo_labels="run"`: self-training with a trained teacher, as in Noisy Student and
 ST++; `conf/ssl/self_training.yaml`). The student learns them on
 a strong view: appearance perturbation plus CutMix between the batch's images. Only pixels
