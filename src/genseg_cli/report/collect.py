@@ -26,6 +26,7 @@ from typing import Any
 import pandas as pd
 
 from genseg_cli.core.errors import GensegError
+from genseg_cli.core.fingerprint import BLOCK_KEYS
 from genseg_cli.report.grouping import (
     DEFAULT_SETUP,
     SCRATCH,
@@ -41,6 +42,9 @@ from genseg_cli.report.grouping import (
 )
 
 RUN_FILES = ("metrics.json", "status.json")
+# the run's machine fingerprint (metrics.json machine), one column per field that decides the
+# numbers; empty for runs made before runs recorded it
+MACHINE_COLUMNS = tuple(f"machine_{key}" for key in BLOCK_KEYS)
 # one summary row per combination; runs of two setups (profile / experiment) never share a row
 KEYS = ["dataset", "backbone", "setup", "n_labeled", "method"]
 ID_COLUMNS = ["dataset", "n_labeled", "method", "backbone", "seed"]
@@ -56,6 +60,7 @@ TRAILING = (
     "variant",
     "base_method",
     "run_dir",
+    *MACHINE_COLUMNS,
 )
 DUPLICATE_RULES = ("error", "newest")
 _OVERRIDES = "_overrides"  # a row's variant-making overrides while the runs are read
@@ -133,11 +138,14 @@ def read_run(run_dir: Path) -> dict[str, Any]:
         for name, scores in sorted((metrics.get("ood") or {}).items()):
             row[f"{name}_dice"] = float(scores["dice_mean"])
             row[f"{name}_iou"] = float(scores["iou_mean"])
+        row.update(final_weight_columns(metrics.get("final")))
         row["train_time_s"] = float(metrics["train_time_s"]) + float(
             metrics.get("prepare_time_s") or 0.0
         )
     except (KeyError, TypeError, ValueError, AttributeError) as err:
         raise _Skip(f"metrics.json incomplete: {type(err).__name__} {err}") from None
+    machine = metrics.get("machine") or {}
+    row.update({f"machine_{key}": machine.get(key, "") for key in BLOCK_KEYS})
     tstr = metrics.get("tstr")  # separate/genseg: train on synthetic, test on real
     row["tstr"] = float(tstr["test"]["dice_mean"]) if tstr else float("nan")
     # images used without labels (ssl=...); runs from before the unlabeled stream used none
@@ -151,6 +159,18 @@ def read_run(run_dir: Path) -> dict[str, Any]:
     row[_OVERRIDES] = variant_overrides(overrides)
     row["run_dir"] = str(run_dir)
     return row
+
+
+def final_weight_columns(final: dict | None) -> dict[str, float]:
+    """The last step's weights' scores (evaluation.final_weights) as `<set>_dice_final` and
+    `<set>_iou_final`: a suffix after _dice, so no table takes them for a test set of their own."""
+    if not final:
+        return {}
+    columns = {}
+    for name, scores in [("test", final["test"]), *sorted((final.get("ood") or {}).items())]:
+        columns[f"{name}_dice_final"] = float(scores["dice_mean"])
+        columns[f"{name}_iou_final"] = float(scores["iou_mean"])
+    return columns
 
 
 def per_class_columns(test: dict) -> dict[str, float]:
