@@ -8,8 +8,6 @@ mistake is one line naming the key, the value and what it must be.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
@@ -18,64 +16,10 @@ from omegaconf.errors import OmegaConfBaseException
 from genseg_cli.core.errors import GensegError
 from genseg_cli.core.runtime import DTYPES
 from genseg_cli.data.registry import dataset_root, require_present
+from genseg_cli.engine.encoder_weights import check_encoder_weights
+from genseg_cli.engine.method_settings import METHOD_SETTINGS, check_combinations
+from genseg_cli.engine.rules import Rule, at_least, number, one_of, whole  # noqa: F401
 from genseg_cli.evaluation.evaluate import RESOLUTIONS
-
-
-@dataclass(frozen=True)
-class Rule:
-    """What one key accepts: `check(value)` returns the problem in words, or None; `example`
-    is a valid assignment for the message."""
-
-    check: Callable[[object], str | None]
-    example: str
-
-
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def whole(minimum: int, optional: bool = False) -> Callable[[object], str | None]:
-    def check(value: object) -> str | None:
-        if value is None and optional:
-            return None
-        if not _is_int(value):
-            return "must be a whole number" + (" or null" if optional else "")
-        return None if value >= minimum else f"must be at least {minimum}"
-
-    return check
-
-
-def at_least(low: float, optional: bool = False):
-    """A number >= low (weights of optional terms, where 0 turns the term off)."""
-    return number(low, optional=optional, closed=True)
-
-
-def number(low: float, high: float | None = None, optional: bool = False, closed: bool = False):
-    """A number in the open interval (low, high), or the closed [low, high] when `closed`;
-    high None: no upper bound."""
-
-    def check(value: object) -> str | None:
-        if value is None and optional:
-            return None
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            return "must be a number" + (" or null" if optional else "")
-        above = value >= low if closed else value > low
-        below = high is None or (value <= high if closed else value < high)
-        if above and below:
-            return None
-        if closed:
-            return f"must be at least {low}" if high is None else f"must lie in [{low}, {high}]"
-        return f"must be above {low}" + (f" and below {high}" if high is not None else "")
-
-    return check
-
-
-def one_of(*choices: object):
-    def check(value: object) -> str | None:
-        return None if value in choices else f"must be one of {', '.join(map(str, choices))}"
-
-    return check
-
 
 KEEP = ("best_val", "final")  # trainer.keep: which weights a run keeps and scores
 
@@ -101,17 +45,8 @@ SETTINGS: dict[str, Rule] = {
     "evaluation.batch_size": Rule(whole(1), "evaluation.batch_size=16"),
     "evaluation.tstr_steps": Rule(whole(0), "evaluation.tstr_steps=300 (0: off)"),
     "evaluation.ood": Rule(one_of(True, False), "evaluation.ood=false"),
-    "generator.lambda_fm": Rule(at_least(0.0, optional=True), "generator.lambda_fm=10 (0: off)"),
-    "generator.unlabeled_realism": Rule(
-        at_least(0.0, optional=True), "generator.unlabeled_realism=1 (0: off)"
-    ),
-    # the ssl group's keys (absent with ssl=none)
-    "ssl.weight": Rule(at_least(0.0, optional=True), "ssl.weight=1.0"),
-    "ssl.ramp_up": Rule(number(0.0, 1.0, optional=True, closed=True), "ssl.ramp_up=0.2"),
-    "ssl.threshold": Rule(number(0.0, 1.0, optional=True, closed=True), "ssl.threshold=0.9"),
-    "ssl.ema_decay": Rule(number(0.0, 1.0, optional=True, closed=True), "ssl.ema_decay=0.99"),
-    "ssl.cutmix": Rule(number(0.0, 1.0, optional=True, closed=True), "ssl.cutmix=0.5"),
-    "ssl.dice_weight": Rule(at_least(0.0, optional=True), "ssl.dice_weight=1 (0: off)"),
+    # the method's groups (method, mlo, ssl, generator), the data and the optimiser
+    **METHOD_SETTINGS,
 }
 
 
@@ -142,8 +77,12 @@ def check_settings(cfg: DictConfig) -> None:
             dataset_root(cfg.dataset, ".")  # says how to give dataset=folder its folder
         detail = str(err).splitlines()[0] if str(err) else type(err).__name__
         raise GensegError(f"the config cannot be resolved at {key}: {detail}") from None
-    for key in SETTINGS:
-        value = OmegaConf.select(cfg, key, default=None)
-        check_value(key, value)
+    absent = object()
+    for key in SETTINGS:  # a key of another choice (ssl.threshold with ssl=none) is absent
+        value = OmegaConf.select(cfg, key, default=absent)
+        if value is not absent:
+            check_value(key, value)
+    check_combinations(cfg)
     root = dataset_root(cfg.dataset, cfg.paths.data_dir)
     require_present(cfg.dataset, Path(root))
+    check_encoder_weights(cfg.backbone)

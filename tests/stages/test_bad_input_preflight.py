@@ -1,0 +1,236 @@
+"""The bad-input matrix of the method's keys: one row per pre-flight rule of `method.*`, `mlo.*`,
+`ssl.*` and `generator.*` (`genseg_cli.engine.method_settings`), the combinations that would do
+nothing, and the values a run used to meet only after it had made its folder.
+
+Each row runs `genseg train` on a small user folder and must end before Hydra starts: exit 2, one
+line naming the key, no traceback and no run folder (the runner of tests/stages/test_bad_input.py).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from omegaconf import OmegaConf
+
+from genseg_cli.core.config import compose, conf_dir
+from genseg_cli.engine.method_settings import METHOD_SETTINGS, exempt
+from genseg_cli.engine.settings import SETTINGS
+from genseg_cli.stages.train_checks import known_keys
+from tests.stages.test_bad_input import ON_SET, TRAIN, Row, good_set, run_in_process  # noqa: F401
+
+GENSEG = ("method=genseg", "mlo.arch_every=2")
+FIXMATCH = ("ssl=fixmatch",)
+# where each key exists: the choices a row adds before its bad value
+CONTEXT = {
+    "mlo.": GENSEG,
+    "ssl.": FIXMATCH,
+    "ssl.dims": ("ssl=cross_teaching",),
+    "ssl.teacher_run": ("ssl=self_training",),
+    "method.augment_real": ("method=baseline_noaug",),
+    "method.": ("method=genseg",),
+    "generator.width": ("method=separate", "generator=template"),
+    "generator.depth": ("method=separate", "generator=template"),
+    "generator.": ("method=separate",),
+    "optim.optimizer.momentum": ("optim=rmsprop",),
+}
+# a value each key's rule refuses
+BAD = {
+    "mlo.upper_precision": "bf16",
+    "mlo.hypergrad": "exact",
+    "mlo.unroll_steps": "0",
+    "mlo.fd_radius": "0",
+    "mlo.xi": "-0.01",
+    "mlo.arch_every": "0",
+    "mlo.arch_lr": "0",
+    "mlo.arch_weight_decay": "-1",
+    "mlo.generator_weights": "maybe",
+    "mlo.generator_lr": "-2e-5",
+    "mlo.learn_synthetic_weight": "2",
+    "mlo.synthetic_weight_lr": "0",
+    "mlo.synthetic_weight_max": "0",
+    "mlo.sample_weights": "all",
+    "mlo.sample_weights_radius": "0",
+    "mlo.trust_region": "-1",
+    "mlo.levers": "appearance",
+    "mlo.lever_lr": "0",
+    "mlo.appearance.mix": "1",
+    "mlo.appearance.gamma": "0",
+    "mlo.appearance.contrast": "-0.1",
+    "mlo.appearance.hidden": "0",
+    "mlo.appearance.kernel": "1.5",
+    "mlo.mask_warp.scale": "0",
+    "mlo.mask_warp.rotate": "-0.1",
+    "mlo.mask_warp.translate": "0",
+    "mlo.mask_warp.elastic": "0",
+    "mlo.mask_warp.grid": "1",
+    "mlo.template_lever.spread": "0",
+    "ssl.weight": "0",
+    "ssl.ramp_up": "1.5",
+    "ssl.total_steps": "0",
+    "ssl.threshold": "1.1",
+    "ssl.pseudo_labels": "teacher",
+    "ssl.teacher_run": "''",
+    "ssl.ema_decay": "1.5",
+    "ssl.cutmix": "-0.5",
+    "ssl.dice_weight": "-1",
+    "ssl.dims": "4",
+    "ssl.perturbation.contrast": "-0.4",
+    "ssl.perturbation.brightness": "-0.4",
+    "ssl.perturbation.gamma": "-0.4",
+    "ssl.perturbation.blur": "2",
+    "ssl.perturbation.noise": "-1",
+    "ssl.perturbation.p": "1.5",
+    "method.name": "''",
+    "method.augment_real": "sometimes",
+    "method.loss.bce_weight": "-1",
+    "method.loss.dice_weight": "-1",
+    "method.synthetic_weight": "0",
+    "method.synthetic_jitter.brightness": "{brightness:-1,contrast:0.2,p:0.5}",
+    "method.synthetic_jitter.contrast": "{brightness:0.2,contrast:-1,p:0.5}",
+    "method.synthetic_jitter.p": "{brightness:0.2,contrast:0.2,p:2}",
+    "method.pretrain.steps": "-1",
+    "method.pretrain.lr": "0",
+    "method.pretrain.cache_dir": "''",
+    "method.end_to_end_lr": "-1",
+    "generator.name": "''",
+    "generator.model.base_width": "0",
+    "generator.model.max_width": "0",
+    "generator.model.bottleneck_size": "0",
+    "generator.model.norm": "layer",
+    "generator.model.dropout": "1.5",
+    "generator.model.up_kernels": "[4,5]",
+    "generator.model.down_kernels": "[]",
+    "generator.model.arch_temperature": "0",
+    "generator.model.search_down": "yes",
+    "generator.discriminator.base_width": "0",
+    "generator.discriminator.n_layers": "0",
+    "generator.discriminator.norm": "layer",
+    "generator.gan_loss": "wgan",
+    "generator.lambda_l1": "-100",
+    "generator.lambda_fm": "-1",
+    "generator.unlabeled_realism": "-1",
+    "generator.skip_augment": "Affine",
+    "generator.width": "0",
+    "generator.depth": "0",
+    "dataset.channels": "2",
+    "optim.optimizer.lr": "-1",
+    "optim.optimizer.weight_decay": "-1",
+    "optim.optimizer.momentum": "1.5",
+}
+
+
+def context(key: str) -> tuple[str, ...]:
+    matches = [k for k in CONTEXT if key == k or (k.endswith(".") and key.startswith(k))]
+    return CONTEXT[max(matches, key=len)] if matches else ()
+
+
+def rule_row(key: str) -> Row:
+    value = BAD[key]
+    if key.startswith("method.synthetic_jitter."):  # null by default: the whole node is given
+        setting, words = f"method.synthetic_jitter={value}", f"{key}="
+    else:
+        setting, words = f"{key}={value}", f"{key}="
+    extra = tuple(o for o in context(key) if o.split("=")[0] != key)
+    return Row(f"rule-{key}", f"a value {key} refuses", (*TRAIN, *ON_SET, *extra, setting), 2,
+               (words,))  # fmt: skip
+
+
+COMBINATIONS = [
+    Row("fd-unrolled", "several unrolled steps with finite differences",
+        (*TRAIN, *ON_SET, *GENSEG, "mlo.hypergrad=finite_difference", "mlo.unroll_steps=3"), 2,
+        ("mlo.unroll_steps=3 needs mlo.hypergrad=second_order",)),
+    Row("fd-upper-precision", "an upper precision finite differences ignore",
+        (*TRAIN, *ON_SET, *GENSEG, "mlo.hypergrad=finite_difference", "mlo.upper_precision=auto"),
+        2, ("mlo.upper_precision=auto has no effect",)),
+    Row("trust-region-alone", "a trust region without the generator's weights",
+        (*TRAIN, *ON_SET, *GENSEG, "mlo.trust_region=0.5"), 2,
+        ("mlo.trust_region=0.5", "mlo.generator_weights=true")),
+    Row("learned-weight-at-max", "a learned lambda that starts at its maximum",
+        (*TRAIN, *ON_SET, *GENSEG, "mlo.learn_synthetic_weight=true",
+         "method.synthetic_weight=2"), 2, ("method.synthetic_weight=2", "synthetic_weight_max")),
+    Row("unknown-lever", "a lever that does not exist",
+        (*TRAIN, *ON_SET, *GENSEG, "mlo.levers=[colour]"), 2, ("mlo.levers names 'colour'",)),
+    Row("mask-warp-3d", "the 2D mask warp on volumes",
+        (*TRAIN, "dataset=hippocampus", *GENSEG, "mlo.levers=[mask_warp]"), 2,
+        ("mlo.levers: mask_warp supports 2D data only",)),
+    Row("nothing-to-learn", "genseg with a generator without architecture weights",
+        (*TRAIN, *ON_SET, *GENSEG, "generator=pix2pix_fixed"), 2,
+        ("gives the upper level nothing to learn", "mlo.learn_synthetic_weight=true")),
+    Row("no-loss", "both loss terms off", (*TRAIN, *ON_SET, "method.loss.bce_weight=0",
+        "method.loss.dice_weight=0"), 2, ("method.loss.bce_weight=0",)),
+    Row("narrow-max-width", "a generator's max width below its base width",
+        (*TRAIN, *ON_SET, "method=separate", "generator.model.max_width=4"), 2,
+        ("generator.model.max_width=4 is below generator.model.base_width=8",)),
+    Row("student-teacher-run", "pseudo labels from a run without the run",
+        (*TRAIN, *ON_SET, *FIXMATCH, "ssl.pseudo_labels=run"), 2,
+        ("ssl.pseudo_labels=run", "ssl.teacher_run=RUN_DIR")),
+    # values a run met only after it had made its folder
+    Row("channels-2", "two image channels", (*TRAIN, *ON_SET, "dataset.channels=2"), 2,
+        ("dataset.channels=2 must be one of 1, 3",)),
+    Row("negative-lr", "a negative learning rate", (*TRAIN, *ON_SET, "optim.optimizer.lr=-1"),
+        2, ("optim.optimizer.lr=-1 must be above 0",)),
+    Row("arch-every-0", "an upper step every 0 steps",
+        (*TRAIN, *ON_SET, "method=genseg", "mlo.arch_every=0"), 2,
+        ("mlo.arch_every=0 must be at least 1",)),
+    Row("genseg-image-size-100", "a model size the generator cannot halve to its bottleneck",
+        (*TRAIN, *ON_SET, *GENSEG, "data.image_size=100"), 2,
+        ("data.image_size=100 does not fit the generator", "e.g. data.image_size=128")),
+    Row("encoder-weights-offline", "ImageNet encoder weights on a machine without the hub",
+        (*TRAIN, *ON_SET, "backbone.encoder_weights=imagenet"), 2,
+        ("backbone.encoder_weights=imagenet", "cannot be reached", "encoder_weights=null"),
+        env={"HF_HUB_OFFLINE": "1", "HF_HOME": "{tmp}/hf"}),
+]  # fmt: skip
+
+ROWS = [rule_row(key) for key in BAD] + COMBINATIONS
+
+
+@pytest.mark.parametrize("row", ROWS, ids=[r.id for r in ROWS])
+def test_bad_input_preflight(row: Row, good_set: Path, tmp_path, capsys, monkeypatch):
+    out = tmp_path / "outputs"
+
+    def fill(text: str) -> str:  # placeholders only: braces of Hydra dicts stay
+        return text.replace("{set}", str(good_set)).replace("{tmp}", str(tmp_path))
+
+    monkeypatch.chdir(tmp_path)
+    for key, value in {"GENSEG_OUTPUT_DIR": str(out), **row.env}.items():
+        monkeypatch.setenv(key, fill(value))
+    code, text = run_in_process([fill(a) for a in row.args], capsys, monkeypatch)
+    assert code == row.code, text
+    assert len(text.strip().splitlines()) == 1, text  # one line
+    said = " ".join(text.split())
+    for words in row.words:
+        assert words in said, said
+    assert "Traceback" not in said
+    assert not (out / "runs").exists()  # no run folder left behind
+
+
+CHOICES = [
+    [],
+    ["method=genseg"],
+    ["method=baseline_noaug"],
+    ["optim=rmsprop"],
+    ["method=separate", "generator=template"],
+    ["method=genseg", "generator=pix2pix_fixed"],
+    *([f"ssl={p.stem}"] for p in sorted((conf_dir() / "ssl").glob("*.yaml"))),
+]
+
+
+def test_every_key_of_the_method_groups_has_a_rule_and_a_row():
+    """Each value key of method, mlo, ssl and generator (under every choice) has a pre-flight
+    rule, or is named in EXEMPT with what checks it instead; each rule has a row above."""
+    keys: set[str] = set()
+    for choice in CHOICES:
+        cfg = compose("train", ["profile=debug", *choice])
+        keys |= known_keys(OmegaConf.to_container(cfg, resolve=False))
+    leaves = {k for k in keys if not any(o.startswith(f"{k}.") for o in keys)}
+    unchecked = sorted(
+        k
+        for k in leaves
+        if k.startswith(("mlo.", "ssl.", "method.", "generator."))
+        and not exempt(k)
+        and k not in SETTINGS
+        and k.rsplit(".", 1)[0] not in SETTINGS  # items of a checked list
+    )
+    assert not unchecked, unchecked
+    assert set(BAD) == set(METHOD_SETTINGS)
