@@ -17,7 +17,8 @@ from genseg_cli.core.config import compose, conf_dir
 from genseg_cli.engine.method_settings import METHOD_SETTINGS, exempt
 from genseg_cli.engine.settings import SETTINGS
 from genseg_cli.stages.train_checks import known_keys
-from tests.stages.test_bad_input import ON_SET, TRAIN, Row, good_set, run_in_process  # noqa: F401
+from tests.conftest import write_pair
+from tests.stages.test_bad_input import ON_SET, TRAIN, Row, run_in_process
 
 GENSEG = ("method=genseg", "mlo.arch_every=2")
 FIXMATCH = ("ssl=fixmatch",)
@@ -183,6 +184,15 @@ COMBINATIONS = [
 ]  # fmt: skip
 
 ROWS = [rule_row(key) for key in BAD] + COMBINATIONS
+
+
+@pytest.fixture(scope="module")
+def good_set(tmp_path_factory) -> Path:
+    """The good user folder the rows train on (as in tests/stages/test_bad_input.py)."""
+    root = tmp_path_factory.mktemp("data") / "my_set"
+    for i in range(12):
+        write_pair(root, f"case{i:02d}")
+    return root
 
 
 @pytest.mark.parametrize("row", ROWS, ids=[r.id for r in ROWS])
