@@ -10,7 +10,7 @@ import socket
 import threading
 import zipfile
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pytest
@@ -230,6 +230,51 @@ def test_url_flag_replaces_a_single_archive_and_keeps_its_checksum(server, tmp_p
     err = capsys.readouterr().err
     assert server.requests and server.requests[-1] == "/mirror.zip"
     assert "checksum mismatch" in err and dataset_spec("nlm_mc").download.sha256 in err
+
+
+def test_mirror_serves_every_file_by_name_and_keeps_the_checksums(
+    monkeypatch, kvasir, server, tmp_path, capsys
+):
+    """GENSEG_MIRROR=BASE fetches BASE/<filename> instead of each registry URL; the published
+    checksum is still the one verified."""
+    mirror = server.root / "mirror"
+    mirror.mkdir()
+    for source in kvasir.files:  # the mirror holds each file under its registry filename
+        served = server.root / source.url.rsplit("/", 1)[1]
+        (mirror / source.filename).write_bytes(served.read_bytes())
+    elsewhere = [
+        replace(s, url=f"http://127.0.0.1:{closed_port()}/x/{s.filename}") for s in kvasir.files
+    ]
+    use_plan(monkeypatch, replace(kvasir, files=tuple(elsewhere)))
+    monkeypatch.setenv("GENSEG_MIRROR", f"{server.base}/mirror/")
+    assert main(["data", "download", "kvasir", "--to", str(tmp_path / "data")]) == 0
+    # every request went to the mirror, one file name each (torchvision asks twice per file)
+    assert sorted(set(server.requests)) == sorted(f"/mirror/{s.filename}" for s in kvasir.files)
+    assert "kvasir is valid" in capsys.readouterr().out
+    # a file on the mirror that is not the published one is refused
+    (mirror / "kvasir-seg.zip").write_bytes(b"another archive")
+    assert main(["data", "download", "kvasir", "--to", str(tmp_path / "again")]) == 2
+    line = error_line(capsys.readouterr().err)
+    assert "checksum mismatch" in line and kvasir.files[0].md5 in line
+    assert not (tmp_path / "again" / "kvasir").exists()
+
+
+@pytest.mark.parametrize("base", ["127.0.0.1:8000/files", "ftp://host/files"])
+def test_mirror_that_is_not_a_url_is_one_line(monkeypatch, kvasir, tmp_path, capsys, base):
+    use_plan(monkeypatch, kvasir)
+    monkeypatch.setenv("GENSEG_MIRROR", base)
+    assert main(["data", "download", "kvasir", "--to", str(tmp_path)]) == 2
+    line = error_line(capsys.readouterr().err)
+    assert f"GENSEG_MIRROR={base} is not a URL" in line and "unset it" in line
+    assert not (tmp_path / "kvasir").exists()
+
+
+def test_unreachable_mirror_names_the_variable(monkeypatch, kvasir, tmp_path, capsys):
+    use_plan(monkeypatch, kvasir)
+    monkeypatch.setenv("GENSEG_MIRROR", f"http://127.0.0.1:{closed_port()}")
+    assert main(["data", "download", "kvasir", "--to", str(tmp_path)]) == 2
+    line = error_line(capsys.readouterr().err)
+    assert "/kvasir-seg.zip" in line and "check the mirror (GENSEG_MIRROR)" in line
 
 
 def test_select_takes_one_dataset_out_of_shared_archives(server, tmp_path: Path):

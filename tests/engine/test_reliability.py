@@ -200,14 +200,23 @@ def test_mask_of_other_values_is_refused_naming_file_and_values(tmp_path):
         run_training(cfg, tmp_path / "run")
 
 
-def test_missing_ood_set_is_a_clear_error(data_dir, tmp_path):
+def test_missing_ood_set_is_skipped_and_said(data_dir, tmp_path, caplog):
+    """A run trains and scores the sets it has; metrics.json and the log name each absent one
+    with the command that gets it (a present but broken set is still refused: verified_ids)."""
     partial = tmp_path / "data"
     partial.mkdir()
     (partial / "jsrt").symlink_to(data_dir / "jsrt")
+    (partial / "nlm_sz").symlink_to(data_dir / "nlm_sz")
     cfg = compose("train", ["profile=debug", f"paths.data_dir={partial}"])
     cfg.evaluation.ood = True
-    with pytest.raises(GensegError, match="out-of-domain set 'nlm_mc' .* evaluation.ood=false"):
-        run_training(cfg, tmp_path / "run")
+    metrics = run_training(cfg, tmp_path / "run")
+    assert set(metrics["ood"]) == {"nlm_sz"} and set(metrics["ood_absent"]) == {"nlm_mc"}
+    why = metrics["ood_absent"]["nlm_mc"]
+    assert f"not in {partial}" in why and f"genseg data download nlm_mc --to {partial}" in why
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["ood_absent"] == {
+        "nlm_mc": why
+    }
+    assert any("nlm_mc" in r.message and r.levelname == "WARNING" for r in caplog.records)
 
 
 def test_unwritable_output_is_refused(data_dir, tmp_path):

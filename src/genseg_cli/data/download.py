@@ -7,9 +7,9 @@ prepare the archives are deleted unless ``keep_archive`` (they are large: ISIC 2
 after a failed prepare they stay, so a retry does not download again.
 
 HTTP and the progress bar are torchvision's (``download_url``); the URLs and checksums come
-from the registry (:mod:`genseg_cli.data.remote`). Nothing at ``<DIR>/<name>`` is touched
-before every file is verified, and ``prepare_dataset`` replaces an existing dataset only with
-``overwrite`` and atomically.
+from the registry (:mod:`genseg_cli.data.remote`; ``GENSEG_MIRROR`` replaces the URLs, never the
+checksums). Nothing at ``<DIR>/<name>`` is touched before every file is verified, and
+``prepare_dataset`` replaces an existing dataset only with ``overwrite`` and atomically.
 
 >>> download_dataset("kvasir", to=Path("data"))
 """
@@ -100,7 +100,7 @@ def _socket_timeout(seconds: float) -> Iterator[None]:
         socket.setdefaulttimeout(previous)
 
 
-def _network_error(url: str, err: BaseException) -> GensegError:
+def _network_error(url: str, err: BaseException, mirrored: bool = False) -> GensegError:
     if isinstance(err, urllib.error.HTTPError):
         what = f"HTTP {err.code} {err.reason}"
     elif isinstance(err, urllib.error.URLError):
@@ -109,10 +109,8 @@ def _network_error(url: str, err: BaseException) -> GensegError:
         what = f"no answer for {TIMEOUT_S:.0f} s"
     else:
         what = str(err) or type(err).__name__
-    return GensegError(
-        f"cannot download {url}: {what}; check the connection (or the URL) and run the command "
-        "again"
-    )
+    check = f"the mirror ({remote.MIRROR})" if mirrored else "the connection (or the URL)"
+    return GensegError(f"cannot download {url}: {what}; check {check} and run the command again")
 
 
 def fetch(source: Source, folder: Path) -> Path:
@@ -127,12 +125,13 @@ def fetch(source: Source, folder: Path) -> Path:
         return final
     # A leftover .part is restarted from zero: torchvision would take any existing file as done.
     part.unlink(missing_ok=True)
-    log.info("downloading %s", source.url)
+    url = remote.mirror_url(source)
+    log.info("downloading %s", url if url == source.url else f"{url} (mirror of {source.url})")
     try:
         with _socket_timeout(TIMEOUT_S):
-            download_url(source.url, str(folder), filename=part.name, md5=None)
+            download_url(url, str(folder), filename=part.name, md5=None)
     except (OSError, http.client.HTTPException, RuntimeError) as err:  # URLError is an OSError
-        raise _network_error(source.url, err) from err
+        raise _network_error(url, err, mirrored=url != source.url) from err
     _verify(part, source, fresh=True)
     part.rename(final)
     return final

@@ -11,6 +11,8 @@ Three forms (see conf/dataset/*.yaml):
 - ``manual: true`` with ``page``, ``why`` and ``get``: behind a registration or licence form.
 
 This module only reads the registry entry; :mod:`genseg_cli.data.download` does the fetching.
+With ``GENSEG_MIRROR=BASE`` set, every file is fetched from ``BASE/<filename>`` instead of its
+``url`` (a local or institutional copy); its published checksum is still verified.
 
 >>> download_plan(dataset_spec("kvasir")).files[0].filename
 'kvasir-seg.zip'
@@ -18,6 +20,7 @@ This module only reads the registry entry; :mod:`genseg_cli.data.download` does 
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +29,8 @@ from omegaconf import DictConfig, OmegaConf
 from genseg_cli.core.errors import GensegError
 
 HASHES = ("sha256", "md5")
+MIRROR = "GENSEG_MIRROR"  # a base URL serving every download file under its registry filename
+MIRROR_SCHEMES = ("http://", "https://", "file://")
 
 
 @dataclass(frozen=True)
@@ -74,6 +79,24 @@ class ManualPlan:
             f"see {self.page} ({self.why}); get {self.get}; then run "
             f"`genseg data prepare {self.name} --src <archive or folder>{where}`"
         )
+
+
+def mirror_url(source: Source) -> str:
+    """Where `source` is fetched from: `$GENSEG_MIRROR/<filename>` when the variable is set,
+    else its own URL.
+
+    >>> mirror_url(Source("https://example.org/a/k.zip", "kvasir-seg.zip"))  # no GENSEG_MIRROR
+    'https://example.org/a/k.zip'
+    """
+    base = os.environ.get(MIRROR, "").strip()
+    if not base:
+        return source.url
+    if not base.startswith(MIRROR_SCHEMES):
+        raise GensegError(
+            f"{MIRROR}={base} is not a URL; set it to http(s)://HOST/PATH/ (or file:///DIR/) "
+            f"holding each download under its file name, or unset it"
+        )
+    return f"{base.rstrip('/')}/{source.filename}"
 
 
 def _node(spec: DictConfig) -> dict | None:

@@ -12,10 +12,10 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from genseg_cli.core.errors import GensegError
 from genseg_cli.data.codecs import codec_for
 from genseg_cli.data.io import read_split_table
 from genseg_cli.data.registry import dataset_root, dataset_spec, require_present
+from genseg_cli.data.remote import fetch_hint
 from genseg_cli.data.samples import Sample
 from genseg_cli.data.spec import DataSpec
 from genseg_cli.data.splits import Splits, make_splits
@@ -27,13 +27,28 @@ log = logging.getLogger(__name__)
 @dataclass
 class RunData:
     """Samples (2D pairs or 3D volumes) of one run. `ood` maps each present out-of-domain
-    dataset to all of its samples."""
+    dataset to all of its samples; `ood_absent` each absent one to why it is not scored."""
 
     splits: Splits
     train: list[Sample]
     val: list[Sample]
     test: list[Sample]
     ood: dict[str, list[Sample]] = field(default_factory=dict)
+    ood_absent: dict[str, str] = field(default_factory=dict)
+
+
+def absent_ood(spec: DictConfig, data_dir: str | Path) -> dict[str, str]:
+    """Each out-of-domain set of registry entry `spec` not in `data_dir`, with a line that says
+    where it was looked for and how to get it (a set behind a registration is common: such a run
+    still trains and scores the rest)."""
+    absent = {}
+    for name in spec.ood:
+        ood_spec = dataset_spec(name)
+        root = dataset_root(ood_spec, data_dir)
+        if not codec_for(ood_spec.dims).is_present(root):
+            how = fetch_hint(ood_spec, root.parent)
+            absent[name] = f"not in {root.parent}, not scored; to score it, {how}"
+    return absent
 
 
 def verified_ids(spec: DictConfig, root: Path, training: bool = False) -> list[str]:
@@ -98,15 +113,12 @@ def load_run_data(
         val=codec.load(root, splits.val, channels),
         test=codec.load(root, splits.test, channels),
     )
-    for name in spec.ood if with_ood else []:
+    data.ood_absent = absent_ood(spec, data_dir) if with_ood else {}
+    for name, why in data.ood_absent.items():
+        log.warning("out-of-domain set %s of %s: %s", name, spec.name, why)
+    for name in [n for n in spec.ood if n not in data.ood_absent] if with_ood else []:
         ood_spec = dataset_spec(name)
         ood_root = dataset_root(ood_spec, data_dir)
-        if not codec.is_present(ood_root):
-            raise GensegError(
-                f"out-of-domain set '{name}' of {spec.name} is not in {ood_root.parent}; "
-                f"prepare it (genseg data prepare {name} --src ...) or train with "
-                "evaluation.ood=false"
-            )
         # OOD images are read with the training set's channels: the network's input is fixed
         data.ood[name] = codec.load(ood_root, verified_ids(ood_spec, ood_root), channels)
     return data

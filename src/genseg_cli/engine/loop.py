@@ -356,6 +356,7 @@ def train_prepared(run: PreparedRun, run_dir: Path) -> dict:
         **best["method"],
         "test": results.pop("test"),
         "ood": results,
+        "ood_absent": data.ood_absent,  # listed out-of-domain sets not in the data dir
         "machine": machine_fingerprint(runtime.precision, runtime.device),
     }
     if cfg.evaluation.get("final_weights", False):

@@ -19,7 +19,8 @@ def mean_std(summary: dict, key: str) -> str:
 
 def results_table(metrics: dict, title: str) -> Table:
     """One row per evaluated set (test first, then each OOD set): n, Dice and IoU mean +- std;
-    multi-class results add Dice per class and HD95 (mm, mean over classes)."""
+    multi-class results add Dice per class and HD95 (mm, mean over classes). An out-of-domain
+    set absent from the data dir is a row saying so, and the caption says why and how to get it."""
     sets = {"test (in-domain)": metrics["test"]} if metrics.get("test") else {}
     sets.update({f"{k} (OOD)": v for k, v in metrics["ood"].items()})
     first = next(iter(sets.values()), {})
@@ -37,6 +38,11 @@ def results_table(metrics: dict, title: str) -> Table:
         if with_hd95:
             cells.append(f"{s['hd95_mean']:.2f} ± {s['hd95_std']:.2f}")
         table.add_row(*cells)
+    absent = metrics.get("ood_absent") or {}
+    for name in absent:
+        table.add_row(Text(f"{name} (OOD)"), "-", "not scored", *["-"] * (len(columns) - 3))
+    if absent:
+        table.caption = Text("\n".join(f"{name}: {why}" for name, why in absent.items()))
     return table
 
 
