@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Issue 14's screening: each upper-level lever against default genseg, separate and the strong
+# A lever screen: each upper-level lever against default genseg, separate and the strong
 # baseline on PH2-40 (out of domain: DermIS, DermQuest) and BUSI-100, three seeds, paired, one
-# machine. CPU profile by default (about 3 hours per seed on 2 cores: a GPU session or a cheaper
+# machine. CPU profile by default (about 3 hours per seed on 2 cores: a GPU or a cheaper
 # EXTRA such as "trainer.steps=750" suits it better; a cheaper profile must first be shown to rank
 # two levers the way the CPU profile does). Any of DATASETS, METHODS, SEEDS, OUT, EXTRA may be set.
 # The last row is no lever but a generator option that lifted PH2's TSTR on every seed (results/).
