@@ -38,6 +38,7 @@ from genseg_cli.report.summary import (
     paired,
     paired_differences,
 )
+from genseg_cli.report.views import TABLES, VIEWS, write_view
 from genseg_cli.stages.arguments import Arg, parse_key_values
 
 log = logging.getLogger("genseg.report")
@@ -50,6 +51,8 @@ DEFAULTS = {
     "reference": "baseline",
     "method": "genseg",
     "duplicates": Arg("error", str, choices=DUPLICATE_RULES),
+    "view": Arg(TABLES, str, choices=VIEWS),
+    "wins": Arg(2, int, minimum=1),
 }
 USAGE = (
     "usage: genseg report sweep_dir=DIR [out=DIR] [reference=baseline] [method=genseg]"
@@ -65,6 +68,11 @@ USAGE = (
     "  duplicates  two finished runs of one config and seed: error (default; names both\n"
     "              folders) or newest (keeps the run whose metrics.json is newest, lists the\n"
     "              others as skipped)\n"
+    "  view        tables (default): the report's tables and figures; goal: per dataset, the method's per-seed\n"
+    "              difference to two references (reference=baseline,separate) on the mean over\n"
+    "              test sets, and whether it is above both in at least `wins` seeds (default 2);\n"
+    "              upper_moves: each run's upper-level parameters, first and last logged value.\n"
+    "              A view writes <out>/<view>.md only\n"
     "Overrides given to every run are named once in the header, not in method labels; runs of\n"
     "different profiles/experiments (the setup column) are never averaged or paired together."
 )
@@ -235,6 +243,10 @@ def main(args: list[str]) -> int:
     if runs.empty:
         detail = f" ({len(skipped)} skipped: {skipped_message(skipped)})" if skipped else ""
         raise GensegError(f"no finished runs under {sweep}{detail}")
+    if opts["view"] != TABLES:
+        text, path = write_view(str(opts["view"]), runs, out, method, reference, int(opts["wins"]))
+        print(f"{text}\nwritten to {path}")
+        return 0
     summary = aggregate(runs)
     diffs = paired_differences(runs, reference)
     pairs = paired(runs, reference)
