@@ -10,7 +10,7 @@
 #             each run writes $OUT/logs/<run>.log; a failed run is listed at the end (exit 1, no
 #             report) and the others go on. On CPU give each run its share of the cores:
 #             JOBS=2 EXTRA="trainer.num_threads=1" on 2 cores (about 1.15x the throughput of
-#             one 2-thread run after the other: results/final_busi_fuseg); on a GPU machine
+#             one 2-thread run after the other: results/genseg_t1_vs_baselines_busi_fuseg); on a GPU machine
 #             several runs share the device.
 #   @baseline in a method's overrides stands for the folder of the same dataset and seed's
 #             method=baseline run (list it): ssl=self_training ssl.teacher_run=@baseline. Such
