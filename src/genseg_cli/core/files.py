@@ -103,6 +103,20 @@ def refuse_non_empty(folder: Path, key: str) -> None:
         raise GensegError(f"{folder} is not empty; choose a new {key}=... (nothing was written)")
 
 
+def require_writable(folder: Path, key: str) -> None:
+    """Refuse, before any work, a folder that cannot be made or written (a read-only run folder,
+    a path under a file); nothing is created to find out."""
+    existing = folder.expanduser().absolute()
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        why = "is not a folder" if not existing.is_dir() else "is not writable"
+        raise GensegError(
+            f"cannot write to {folder}: {existing} {why}; give {key}=DIR in a folder you can "
+            "write (nothing was written)"
+        )
+
+
 def write_status(run_dir: Path, status: str, **details: Any) -> None:
     """status.json: running | done | interrupted | failed (with a reason). Reports trust only
     `done`."""

@@ -22,7 +22,7 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from genseg_cli.core.errors import DataContractError, GensegError
-from genseg_cli.data.io import MaskValuesError
+from genseg_cli.data.io import WIDE_GREY, MaskValuesError
 from genseg_cli.data.registry import class_names
 
 SHOWN_IDS = 10
@@ -44,6 +44,8 @@ class ContractReport:
     grey_rgb_masks: int = 0
     empty_masks: list[str] = field(default_factory=list)
     modes: Counter = field(default_factory=Counter)
+    mode_ids: dict[str, list[str]] = field(default_factory=dict)  # mode -> ids, in id order
+    other_problems: list[str] = field(default_factory=list)  # found by a codec's own checks
     sizes: Counter = field(default_factory=Counter)
     foreground: list[float] = field(default_factory=list)
 
@@ -78,7 +80,7 @@ class ContractReport:
                 + ", ".join(shown)
                 + (f" and {more} more" if more > 0 else "")
             )
-        return out
+        return out + self.other_problems
 
     @property
     def all_empty(self) -> bool:
@@ -177,6 +179,8 @@ def check_folder(
             continue
         report.n_pairs += 1
         report.modes.update(facts.modes)
+        for mode in facts.modes:
+            report.mode_ids.setdefault(mode, []).append(key)
         report.sizes[facts.image_size] += 1
         if facts.image_size != facts.mask_size:
             report.size_mismatch[key] = (facts.image_size, facts.mask_size)
@@ -189,22 +193,28 @@ def check_folder(
     return report
 
 
-GREY_MODES = {"L", "I", "I;16", "1", "P"}
+GREY_MODES = {"L", "1", "P"} | WIDE_GREY
 
 
-def check_channels(entry: DictConfig, modes: dict[Hashable, int], root: Path) -> None:
-    """Refuse colour images for a grey dataset and grey images for a colour one."""
-    grey = sum(n for mode, n in modes.items() if mode in GREY_MODES)
-    colour = sum(modes.values()) - grey
+def grey_and_colour(report: ContractReport) -> tuple[list[str], list[str]]:
+    """Ids of the grey images and of the colour ones (2D image modes)."""
+    grey = sorted(i for m, ids in report.mode_ids.items() if m in GREY_MODES for i in ids)
+    colour = sorted(i for m, ids in report.mode_ids.items() if m not in GREY_MODES for i in ids)
+    return grey, colour
+
+
+def check_channels(entry: DictConfig, report: ContractReport, root: Path) -> None:
+    """Refuse colour images for a grey dataset and grey images for a colour one, naming them."""
+    grey, colour = grey_and_colour(report)
     if entry.channels == 1 and colour:
         raise GensegError(
-            f"{root}: {colour} images are colour but dataset.channels=1; set "
-            f"dataset.channels=3 or convert the images to grey"
+            f"{root / 'images'}: {len(colour)} images are colour ({_ids(colour)}) but "
+            "dataset.channels=1; set dataset.channels=3 or convert the images to grey"
         )
     if entry.channels == 3 and grey:
         raise GensegError(
-            f"{root}: {grey} images are grey but dataset.channels=3; set "
-            f"dataset.channels=1 or convert the images to RGB"
+            f"{root / 'images'}: {len(grey)} images are grey ({_ids(grey)}) but "
+            "dataset.channels=3; set dataset.channels=1 or convert the images to RGB"
         )
 
 

@@ -19,7 +19,7 @@ import torch
 from omegaconf import DictConfig
 from PIL import Image
 
-from genseg_cli.data.contract import ContractReport, PairFacts, check_channels
+from genseg_cli.data.contract import ContractReport, PairFacts, check_channels, grey_and_colour
 from genseg_cli.data.io import index_folder, open_image, read_image, read_mask, read_mask_file
 from genseg_cli.data.mask_augment import augment_mask
 from genseg_cli.data.registry import GENERIC, dataset_spec
@@ -28,6 +28,10 @@ from genseg_cli.data.writers import PairWriter
 
 if TYPE_CHECKING:
     from genseg_cli.data.spec import DataSpec
+
+
+def _size(group: tuple[list[str], str]) -> int:
+    return len(group[0])
 
 
 def load_pairs(root: Path, ids: Sequence[str], channels: int) -> list[Sample]:
@@ -83,6 +87,23 @@ class ImageCodec(SampleCodec):
         images, masks = (self.index(root / folder) for folder in self.folders)
         return len(images.keys() & masks.keys())
 
+    def check(self, root: Path) -> ContractReport:
+        report = super().check(root)
+        grey, colour = grey_and_colour(report)
+        if grey and colour:  # no dataset.channels reads both without converting some silently
+            # name the fewer kind: the odd ones out, most likely the mistake
+            (few, kind), (most, other) = sorted([(grey, "grey"), (colour, "colour")], key=_size)
+            names = index_folder(root / "images")
+            shown = ", ".join(names[i].name for i in few[:10])
+            more = f" and {len(few) - 10} more" if len(few) > 10 else ""
+            one = len(few) == 1
+            report.other_problems.append(
+                f"{len(few)} {kind} image{'' if one else 's'} among {len(most)} {other} ones "
+                f"({shown}{more}): convert {'it' if one else 'them'} to {other} so that every "
+                "image has the same channels"
+            )
+        return report
+
     def inspect(self, image: Path, mask: Path) -> PairFacts:
         picture, stored = open_image(image), read_mask_file(mask)
         height, width = stored.foreground.shape
@@ -100,7 +121,7 @@ class ImageCodec(SampleCodec):
         self, entry: DictConfig, report: ContractReport, root: Path, check_modes: bool
     ) -> None:
         if check_modes:
-            check_channels(entry, report.modes, root)
+            check_channels(entry, report, root)
 
     def folder_entry(self, run_entry: DictConfig) -> DictConfig:
         # binary masks carry no classes to check: the generic entry, whose messages fit a folder

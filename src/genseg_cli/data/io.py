@@ -40,9 +40,33 @@ def open_image(path: Path) -> Image.Image:
         raise DataContractError(f"cannot read {path}: {err}; replace or remove this file") from err
 
 
+# Grey modes of more than 8 bits (16-bit PNG/TIFF X-rays, often holding 12 bits). PIL's own
+# convert("L") clips every value above 255, turning such images white; they are stretched instead,
+# each image from its own min..max to 0..255, the rule `genseg data prepare` applies to them.
+WIDE_GREY = frozenset({"I", "I;16", "I;16B", "I;16L", "I;16N", "F"})
+
+
+def stretch_to_uint8(values: np.ndarray) -> np.ndarray:
+    """Min-max stretch to 0..255 (uint8); a constant image becomes black."""
+    values = values.astype(np.float64)
+    low, high = float(values.min()), float(values.max())
+    if high <= low:
+        return np.zeros(values.shape, dtype=np.uint8)
+    return np.rint((values - low) * (255.0 / (high - low))).astype(np.uint8)
+
+
 def read_image(path: Path, channels: int) -> np.ndarray:
-    """An image as uint8 HxWxC with C = `channels` (grey and RGB are converted as needed)."""
-    array = np.asarray(open_image(path).convert(MODES[channels]), dtype=np.uint8)
+    """An image as uint8 HxWxC with C = `channels` (grey and RGB are converted as needed; 16-bit
+    grey is stretched from its own min..max to 0..255, see `WIDE_GREY`)."""
+    picture = open_image(path)
+    if picture.mode in WIDE_GREY:
+        values = np.asarray(picture)
+        if not np.isfinite(values).all():
+            raise DataContractError(f"{path} holds NaN or infinite values; replace this file")
+        grey = stretch_to_uint8(values)
+        array = grey if channels == 1 else np.repeat(grey[..., None], channels, axis=-1)
+    else:
+        array = np.asarray(picture.convert(MODES[channels]), dtype=np.uint8)
     return array[..., None] if array.ndim == 2 else array
 
 
@@ -92,6 +116,14 @@ def read_mask_file(path: Path) -> MaskFile:
         picture = picture.convert("RGB")
     array = np.asarray(picture)
     grey_rgb = False
+    if picture.mode in ("RGBA", "LA") and array[..., -1].min() < 255:
+        # transparency is not a label: a shape drawn in the alpha channel would read as empty
+        raise MaskValuesError(
+            f"{path} is {picture.mode} with transparent pixels (the mask may be in its alpha "
+            "channel); masks must be one channel of 0 and 255: save the mask as grey "
+            "(foreground white) without transparency",
+            "transparent pixels: the mask may be in the alpha channel",
+        )
     if array.ndim == 3:
         colour = array[..., :1] if picture.mode == "LA" else array[..., :3]
         if colour.shape[-1] == 3 and not (
@@ -124,17 +156,36 @@ def read_mask(path: Path) -> np.ndarray:
     return read_mask_file(path).foreground
 
 
-def read_split_table(root: Path) -> dict[str, str] | None:
-    """`split.csv` (id,split) of a dataset folder as {id: split}, or None when there is none."""
+class SplitTable(dict):
+    """`split.csv` as {id: split}, with the file and each id's line number (for messages)."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__()
+        self.path = path
+        self.lines: dict[str, int] = {}
+
+
+def read_split_table(root: Path) -> SplitTable | None:
+    """`split.csv` (id,split) of a dataset folder as {id: split}, or None when there is none;
+    an id listed twice is refused, naming both lines."""
     path = root / "split.csv"
     if not path.is_file():
         return None
     import csv
 
+    table = SplitTable(path)
     with path.open(newline="") as handle:
         reader = csv.DictReader(handle)
         if reader.fieldnames is None or not {"id", "split"} <= set(reader.fieldnames):
             raise DataContractError(
                 f"{path} must have the columns id,split; found {reader.fieldnames}"
             )
-        return {row["id"]: row["split"].strip() for row in reader}
+        for row in reader:
+            key, line = (row["id"] or "").strip(), reader.line_num
+            if key in table:
+                raise DataContractError(
+                    f"{path} lists the id '{key}' twice (lines {table.lines[key]} and {line}); "
+                    "keep one row per id"
+                )
+            table[key], table.lines[key] = (row["split"] or "").strip(), line
+    return table

@@ -40,6 +40,36 @@ def _name_seed(name: str) -> int:
     return zlib.crc32(name.encode())
 
 
+def uses_split_table(spec: DictConfig) -> bool:
+    """Whether the dataset's test set comes from split.csv (its pool and test values are set)."""
+    return bool(spec.split.get("pool") and spec.split.get("test"))
+
+
+def split_table_problems(
+    ids: list[str], spec: DictConfig, split_table: dict[str, str]
+) -> list[str]:
+    """What is wrong in a split.csv the dataset uses: a split value that is neither a pool nor a
+    test value (a typo would drop the id from every split), and ids with no image pair."""
+    where = getattr(split_table, "path", "split.csv")
+    lines = getattr(split_table, "lines", {})
+    allowed = [*spec.split.pool, *spec.split.test]
+    problems = []
+    for key, value in split_table.items():
+        at = f"{where} line {lines[key]}" if key in lines else str(where)
+        if value not in allowed:
+            problems.append(
+                f"{at}: '{value}' for {key} is not a split of '{spec.name}'; "
+                f"use one of {', '.join(allowed)}"
+            )
+    missing = sorted(set(split_table) - set(ids))
+    for key in missing[:5]:
+        at = f"{where} line {lines[key]}" if key in lines else str(where)
+        problems.append(f"{at}: the id '{key}' has no image and mask; fix the id or drop the row")
+    if len(missing) > 5:
+        problems.append(f"{where}: {len(missing) - 5} more ids without an image and mask")
+    return problems
+
+
 def fixed_test_split(
     ids: list[str], spec: DictConfig, split_table: dict[str, str] | None
 ) -> tuple[list[str], list[str]]:
@@ -47,6 +77,11 @@ def fixed_test_split(
     ids = sorted(ids)
     pool_values, test_values = spec.split.get("pool"), spec.split.get("test")
     if split_table is not None and pool_values and test_values:
+        problems = split_table_problems(ids, spec, split_table)
+        if problems:
+            raise GensegError(
+                problems[0] + (f" (and {len(problems) - 1} more problems)" if problems[1:] else "")
+            )
         unknown = sorted(set(ids) - split_table.keys())
         if unknown:
             raise GensegError(

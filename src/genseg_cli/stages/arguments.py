@@ -31,6 +31,7 @@ class Arg:
     choices: tuple[str, ...] = ()
     minimum: float | None = None
     help: str = ""
+    between: tuple[float, float] | None = None  # an open interval (low, high), ends excluded
 
 
 def as_arg(value: Any) -> Arg:
@@ -76,7 +77,25 @@ def checked(stage: str, key: str, value: Any, arg: Arg) -> Any:
         )
     if arg.minimum is not None and value < arg.minimum:
         raise GensegError(f"genseg {stage}: {shown} must be at least {arg.minimum:g}")
+    if arg.between is not None and not arg.between[0] < value < arg.between[1]:
+        low, high = arg.between
+        raise GensegError(f"genseg {stage}: {shown} must lie strictly between {low:g} and {high:g}")
     return value
+
+
+def check_device(stage: str, device: str) -> None:
+    """A `device=` a stage can use, named as the stage's own argument (not trainer.device)."""
+    if device == "auto" or device == "cpu":
+        return
+    if not device.startswith("cuda"):
+        raise GensegError(f"genseg {stage}: device={device} is not one of auto, cpu, cuda, cuda:N")
+    import torch
+
+    if not torch.cuda.is_available():
+        raise GensegError(
+            f"genseg {stage}: device={device} but CUDA is not available here; "
+            "use device=auto or device=cpu"
+        )
 
 
 def help_text(stage: str, spec: dict[str, Arg], about: str = "") -> str:
@@ -98,6 +117,8 @@ def help_text(stage: str, spec: dict[str, Arg], about: str = "") -> str:
             facts.append(f"one of: {', '.join(arg.choices)}")
         if arg.minimum is not None:
             facts.append(f"at least {arg.minimum:g}")
+        if arg.between is not None:
+            facts.append(f"between {arg.between[0]:g} and {arg.between[1]:g}, exclusive")
         text = " ".join([arg.help, f"({'; '.join(facts)})" if facts else ""]).strip()
         lines.append(f"  {key:<{width}}{text}")
     return "\n".join(lines)

@@ -12,6 +12,7 @@ import argparse
 from pathlib import Path
 
 import numpy as np
+from omegaconf import DictConfig
 from rich import box
 from rich.console import Console
 from rich.table import Table
@@ -20,7 +21,7 @@ from genseg_cli.core.errors import DataContractError, GensegError
 from genseg_cli.data import remote
 from genseg_cli.data.codecs import codec_for
 from genseg_cli.data.contract import ContractReport
-from genseg_cli.data.io import read_split_table
+from genseg_cli.data.io import WIDE_GREY, read_split_table
 from genseg_cli.data.registry import (
     GENERIC,
     dataset_names,
@@ -28,6 +29,7 @@ from genseg_cli.data.registry import (
     dataset_spec,
     require_present,
 )
+from genseg_cli.data.splits import split_table_problems, uses_split_table
 from genseg_cli.data.unlabeled import UNLABELED_DIR, extra_images
 
 console = Console()
@@ -106,6 +108,22 @@ def summary_table(name: str, report: ContractReport) -> Table:
     return table
 
 
+def split_findings(spec: DictConfig, folder: Path) -> tuple[list[str], list[str]]:
+    """(warnings, problems) of the folder's split.csv, as training would read it."""
+    try:
+        table = read_split_table(folder)
+    except DataContractError as err:
+        return [], [str(err)]
+    if table is None:
+        return [], []
+    if not uses_split_table(spec):
+        return [
+            f"{table.path} is not read: '{spec.name}' holds out a seeded "
+            f"{spec.split.test_fraction} of the ids as its test set"
+        ], []
+    return [], split_table_problems(codec_for(spec.dims).ids(folder), spec, table)
+
+
 def check(name: str, data_dir: str, root: str | None) -> int:
     """Exit 0 when the folder meets the contract, 1 (after listing the problems) when not."""
     spec = dataset_spec(name)
@@ -125,9 +143,18 @@ def check(name: str, data_dir: str, root: str | None) -> int:
     extra = extra_images(folder, codec_for(spec.dims))
     if extra:  # images without masks, for objectives on unlabeled images (ssl=...)
         console.print(f"{len(extra)} unlabeled images in {folder / UNLABELED_DIR}", highlight=False)
-    for warning in report.warnings:
+    wide = sum(n for mode, n in report.modes.items() if mode in WIDE_GREY)
+    if wide:  # read_image's rule, said where the user checks the data
+        console.print(
+            f"{wide} images are grey of more than 8 bits: each is stretched from its own "
+            "min..max to 0..255",
+            highlight=False,
+        )
+    warnings, split_problems = split_findings(spec, folder)
+    for warning in report.warnings + warnings:
         console.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
     problems = report.problems + ([report.empty_problem()] if report.all_empty else [])
+    problems += split_problems
     for problem in problems:
         console.print(f"[red]problem:[/red] {problem}", highlight=False)
     if problems:

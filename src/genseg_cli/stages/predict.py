@@ -15,12 +15,12 @@ import logging
 from pathlib import Path
 
 from genseg_cli.core.errors import DataContractError, GensegError
-from genseg_cli.core.files import refuse_non_empty
+from genseg_cli.core.files import refuse_non_empty, require_writable
 from genseg_cli.core.progress import item_progress
 from genseg_cli.engine.restore import TrainedRun, load_run
 from genseg_cli.evaluation.evaluate import predict_logits, to_labels, to_size
 from genseg_cli.evaluation.export import export_segmenter
-from genseg_cli.stages.arguments import Arg, parse_key_values
+from genseg_cli.stages.arguments import Arg, check_device, parse_key_values
 
 log = logging.getLogger(__name__)
 EXPORTS = ("torchscript", "onnx")
@@ -32,7 +32,10 @@ ARGS = {
         None, str, choices=EXPORTS, help="also write the segmenter as model.ts or model.onnx"
     ),
     "threshold": Arg(
-        None, float, minimum=0.0, help="binary masks: probability cut (default: the run's, 0.5)"
+        None,
+        float,
+        between=(0.0, 1.0),
+        help="binary masks: probability cut (default: the run's, 0.5)",
     ),
     "device": Arg("auto", str, help="auto (CUDA when present), cpu, cuda or cuda:N"),
     "batch_size": Arg(16, int, minimum=1, help="images predicted at once"),
@@ -53,7 +56,11 @@ def predict_folder(args: list[str]) -> dict:
     if not source.exists():
         raise GensegError(f"input={source} does not exist; give a folder of images or one image")
     refuse_non_empty(out, "output")  # before any work, as generate does
+    require_writable(out, "output")
+    check_device("predict", str(opts.device))
     run = load_run(opts.run_dir, opts.device)
+    if source.is_file():
+        check_input_kind(run, source)
     threshold = float(
         opts.threshold if opts.threshold is not None else run.cfg.evaluation.threshold
     )
@@ -69,6 +76,17 @@ def predict_folder(args: list[str]) -> dict:
             str(run.cfg.backbone.name),
         )
     return result
+
+
+def check_input_kind(run: TrainedRun, source: Path) -> None:
+    """Refuse a file the run's codec does not read (a NIfTI volume for a 2D run, an image for
+    a 3D one), saying what the run predicts from."""
+    codec = run.spec.codec
+    if source.resolve() not in {p.resolve() for p in codec.input_files(source.parent)}:
+        raise GensegError(
+            f"input={source} is not one of the {codec.inputs} that run {run.run_dir} "
+            f"({run.spec.dims}D, {run.spec.name}) predicts from; give such a file or a folder"
+        )
 
 
 def input_files(run: TrainedRun, source: Path) -> list[Path]:

@@ -32,6 +32,15 @@ from genseg_cli.core.config import conf_dir, register_resolvers
 from genseg_cli.core.errors import STOPPED, GensegError
 from genseg_cli.core.files import write_status
 from genseg_cli.engine.checkpoint import LAST, TrainingInterrupted
+from genseg_cli.stages.run_folder import (
+    LOCK,
+    SWEEP_CALLBACK,
+    SweepFailures,
+    check_not_a_user_folder,
+    lock_run_folder,
+    note_failed_run,
+    release_run_folder,
+)
 from genseg_cli.stages.train_checks import (
     OVERRIDES,
     check_resumable,
@@ -45,7 +54,7 @@ log = logging.getLogger("genseg.train")
 results_log = logging.getLogger("genseg.results")  # train.log only (conf/hydra/job_logging)
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 HYDRA_FILES = (".hydra/config.yaml", ".hydra/hydra.yaml", ".hydra/overrides.yaml", "train.log")
-RUN_FILES = ("config.yaml", OVERRIDES, "splits.json", "status.json", "tensorboard")
+RUN_FILES = ("config.yaml", OVERRIDES, "splits.json", "status.json", "tensorboard", LOCK)
 
 
 class Stopped(BaseException):
@@ -120,6 +129,7 @@ def preflight_failed(err: GensegError, run_dir: Path, cfg: DictConfig, owned: bo
         if owned:  # never over the status of a run that was there before (a finished one)
             write_status(run_dir, "failed", reason=str(err), stage="pre-flight")
         log.error("%s", err)
+        note_failed_run(Path(HydraConfig.get().sweep.dir), run_dir, str(err))
         return
     if owned:
         discard_new_run_dir(run_dir, Path(cfg.paths.output_dir))
@@ -145,13 +155,26 @@ def record_crash(run_dir: Path, err: Exception) -> None:
 
 
 def train_task(cfg: DictConfig) -> float | None:
-    """Hydra task: pre-flight, then train into the run directory, print the results, record
-    the run's status."""
+    """Hydra task: lock the run directory, pre-flight, then train into it, print the results,
+    record the run's status."""
+    hydra_cfg = HydraConfig.get()
+    run_dir = Path(hydra_cfg.runtime.output_dir)
+    try:
+        lock_run_folder(run_dir)
+    except GensegError as err:  # another process trains here: touch nothing of its
+        preflight_failed(err, run_dir, cfg, owned=False)
+        return None
+    try:
+        return locked_task(cfg, run_dir)
+    finally:
+        release_run_folder(run_dir)
+
+
+def locked_task(cfg: DictConfig, run_dir: Path) -> float | None:
     from genseg_cli.engine.loop import prepare_run, train_prepared
     from genseg_cli.evaluation.tables import print_results
 
     hydra_cfg = HydraConfig.get()
-    run_dir = Path(hydra_cfg.runtime.output_dir)
     resumed = bool(cfg.get("resume"))
     # a folder Hydra has just made for this run (not a resumed one, nor one reused by a script)
     owned = not resumed and not (run_dir / "status.json").exists()
@@ -187,6 +210,7 @@ def train_task(cfg: DictConfig) -> float | None:
             write_status(run_dir, "interrupted" if stopped else "failed", reason=str(err))
             (log.warning if stopped else log.error)("%s", err)
             if hydra_cfg.mode == RunMode.MULTIRUN:  # the other runs of the sweep go on
+                note_failed_run(Path(hydra_cfg.sweep.dir), run_dir, str(err))
                 return None
             raise SystemExit(err.exit_code) from None
         except Exception as err:
@@ -236,10 +260,26 @@ def main(args: list[str]) -> int:
                 f"hydra.run.dir={chosen} holds a finished run; genseg never trains over "
                 "one: choose another folder or delete that one"
             )
+        if chosen is not None:
+            if not resuming:
+                check_not_a_user_folder(chosen)
+            lock_run_folder(chosen)  # before Hydra writes its files there
+    sweep = any(a in ("-m", "--multirun") for a in args)
     register_resolvers()
     app = hydra.main(config_path=str(conf_dir()), config_name="train", version_base="1.3")(
         train_task
     )
-    sys.argv = ["genseg train", *args]
+    SweepFailures.failed = []
+    sys.argv = ["genseg train", *args, *([SWEEP_CALLBACK] if sweep else [])]
     app()
-    return 0
+    return sweep_summary(SweepFailures.failed)
+
+
+def sweep_summary(failed: list[dict[str, str]]) -> int:
+    """After a sweep: the list of its failed runs on stderr, exit 1; 0 when every run ended."""
+    if not failed:
+        return 0
+    lines = [f"{len(failed)} {'run' if len(failed) == 1 else 'runs'} of the sweep failed:"]
+    lines += [f"  {item['run']}: {item['reason']}" for item in failed]
+    Console(stderr=True).print("\n".join(lines), highlight=False, soft_wrap=True, markup=False)
+    return 1
