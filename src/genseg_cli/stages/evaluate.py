@@ -19,7 +19,7 @@ from pathlib import Path
 import pandas as pd
 
 from genseg_cli.core.errors import GensegError
-from genseg_cli.core.files import write_csv, write_json
+from genseg_cli.core.files import require_writable, write_csv, write_json
 from genseg_cli.core.progress import item_progress
 from genseg_cli.data.registry import GENERIC, dataset_root, dataset_spec
 from genseg_cli.data.run_data import verified_ids
@@ -27,7 +27,7 @@ from genseg_cli.data.samples import Sample
 from genseg_cli.engine.restore import TrainedRun, load_run
 from genseg_cli.evaluation.evaluate import RESOLUTIONS, evaluate_model, summarise
 from genseg_cli.evaluation.tables import print_results
-from genseg_cli.stages.arguments import Arg, parse_key_values
+from genseg_cli.stages.arguments import Arg, check_device, parse_key_values
 
 log = logging.getLogger(__name__)
 ARGS = {
@@ -55,11 +55,15 @@ RESULTS = ("metrics.json", "per_image.csv")
 def resolve_set(run: TrainedRun, entry: str) -> tuple[str, list[Sample]]:
     """(name, samples) of one `datasets` entry, read for this run's network."""
     spec, codec = run.spec, run.spec.codec
-    if entry == run.cfg.dataset.name:  # the run's own entry (a user folder's root included)
-        root = dataset_root(run.cfg.dataset, run.cfg.paths.data_dir)
-        verified_ids(run.cfg.dataset, root)
-        return "test", codec.load(root, run.splits["test"], spec.image_channels)
+    own_root = dataset_root(run.cfg.dataset, run.cfg.paths.data_dir)
     path = Path(entry).expanduser()
+    # the run's own data, by name or by its folder: only its test split, never the images it
+    # was trained or validated on, and in-domain (a folder given by path is not out-of-domain)
+    if entry == run.cfg.dataset.name or (path.is_dir() and path.resolve() == own_root):
+        verified_ids(run.cfg.dataset, own_root)
+        if entry != run.cfg.dataset.name:
+            log.info("%s is the run's own dataset: scoring its test split, in-domain", path)
+        return "test", codec.load(own_root, run.splits["test"], spec.image_channels)
     if path.is_dir():
         # a user folder in the run's layout, checked as the codec says (label maps: against
         # the run's own classes)
@@ -128,8 +132,10 @@ def score_sets(run: TrainedRun, sets: dict[str, list[Sample]], resolution: str) 
 def evaluate_run_dir(args: list[str]) -> tuple[dict, Path]:
     """Score a run as the arguments say; returns metrics.json's content and where it went."""
     opts = parse_key_values("evaluate", args, ARGS, ABOUT)
+    check_device("evaluate", str(opts.device))
     run = load_run(opts.run_dir, opts.device)
     out = output_folder(run.run_dir, opts.out, bool(opts.overwrite))
+    require_writable(out, "out")  # before the scoring, which can take minutes
     entries = opts.datasets or [run.cfg.dataset.name, *run.cfg.dataset.ood]
     resolution = opts.resolution or run.cfg.evaluation.resolution
     # every set is read and checked before the first is scored
