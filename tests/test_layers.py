@@ -24,6 +24,7 @@ LAYERS = [
     "methods",  # baseline, separate, genseg: one training step each
     "engine",  # the loop, checkpoints, reopening finished runs
     "report",  # tables and figures over many runs
+    "benchmark",  # suites: blocks of runs on one machine, their state, runner and tables
     "stages",  # one module per CLI stage
 ]
 TOP = len(LAYERS)  # cli.py, __main__.py, __init__.py

@@ -22,6 +22,7 @@ STAGES = {
     "report": "gather runs into tables and Dice-versus-labels figures",
     "runs": "list the runs under a folder: status, dataset, method, budget, seed, test Dice",
     "data": "list, check, prepare and download datasets (list | check | prepare | download NAME)",
+    "benchmark": "run a suite of methods x datasets x seeds by blocks; paired tables with CIs",
 }
 HYDRA_STAGES = {"train"}
 err_console = Console(stderr=True)

@@ -173,6 +173,14 @@ def final_weight_columns(final: dict | None) -> dict[str, float]:
     return columns
 
 
+def try_read_run(run_dir: Path) -> tuple[dict[str, Any] | None, str]:
+    """(the run's row, "") for a finished run, else (None, why it cannot be used)."""
+    try:
+        return read_run(run_dir), ""
+    except _Skip as err:
+        return None, str(err)
+
+
 def per_class_columns(test: dict) -> dict[str, float]:
     """Multi-class test scores as runs-table columns: test_<class>_dice / _iou, test_hd95."""
     columns = {}
