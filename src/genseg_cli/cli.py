@@ -12,7 +12,7 @@ from rich.text import Text
 from genseg_cli import __version__
 from genseg_cli.core.errors import STOPPED, GensegError
 from genseg_cli.core.suggest import did_you_mean
-from genseg_cli.stages.completion import complete, is_completion
+from genseg_cli.stages.completion import complete, hydra_completion, is_completion
 
 STAGES = {
     "train": "train a segmenter with a method (baseline, genseg, ...); Hydra overrides, -m sweeps",
@@ -60,10 +60,8 @@ def main(argv: list[str] | None = None) -> int:
     if argv[0] == "--version":
         print(__version__)
         return 0
-    if is_completion(argv):  # `genseg -sc ...` or `genseg train -sc ...`
-        from genseg_cli.stages import train
-
-        return complete(argv, STAGES, train.main)
+    if is_completion(argv):  # `genseg -sc ...` or `genseg train -sc ...`: no torch, see there
+        return complete(argv, STAGES, hydra_completion)
     stage, args = argv[0], argv[1:]
     if stage not in STAGES:
         err_console.print(

@@ -67,3 +67,22 @@ def test_bash_completes_with_the_installed_function(tmp_path: Path) -> None:
         ["bash", "-c", script], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120
     )
     assert "dataset=jsrt" in out.stdout.split(), out.stderr
+
+
+@pytest.mark.parametrize("line", ["genseg tr", "genseg train dataset=j"])
+def test_completion_imports_no_torch(line: str) -> None:
+    """Each TAB is a new process: completing must not pay for torch's import (seconds), only for
+    Hydra's, so that it answers well under a second."""
+    code = (
+        "import sys, time; start = time.perf_counter(); from genseg_cli.cli import main; "
+        "main(['-sc', 'query=bash']); "
+        "print('torch' in sys.modules, round(time.perf_counter() - start, 2))"
+    )
+    env = {**os.environ, "COMP_LINE": line, "COMP_POINT": str(len(line))}
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert out.returncode == 0, out.stderr
+    *candidates, torch_loaded, seconds = out.stdout.split()
+    assert candidates and torch_loaded == "False", out.stdout
+    assert float(seconds) < 3, seconds  # ~0.3 s here; torch alone took ~8 s on this machine

@@ -8,6 +8,10 @@ first word is the program and the second the stage, so this module stands betwee
 name itself or hands `genseg train ...` to Hydra as if `train` were not there.
 
     eval "$(genseg -sc install=bash)"    # in ~/.bashrc; `genseg train -sc install=bash` too
+
+Each TAB starts a process, so nothing here imports torch: stage names need no import at all, and
+overrides are completed by a bare Hydra application over genseg's config (the training task is
+never called by Hydra's completion), not by `genseg_cli.stages.train`, whose imports take seconds.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import contextlib
 import io
 import os
 import re
+import sys
 from collections.abc import Callable, Iterable
 
 FLAGS = ("-sc", "--shell-completion")
@@ -25,6 +30,26 @@ HYDRA_STAGE = "train"  # the one stage whose arguments are Hydra overrides
 def is_completion(args: list[str]) -> bool:
     """Whether a command line asks for shell completion (`-sc install=bash`, `-sc query=bash`)."""
     return any(a in FLAGS or a.startswith("--shell-completion=") for a in args)
+
+
+def hydra_completion(flags: list[str]) -> int:
+    """Run Hydra's completion (`-sc install=bash`, `-sc query=bash`) over `genseg train`'s
+    config, as `genseg train` would, without importing the training code."""
+    import hydra
+
+    from genseg_cli.core.config import conf_dir, register_resolvers
+
+    register_resolvers()
+    app = hydra.main(config_path=str(conf_dir()), config_name="train", version_base="1.3")(
+        _never_called
+    )
+    sys.argv = ["genseg train", *flags]
+    app()
+    return 0
+
+
+def _never_called(cfg: object) -> None:
+    raise AssertionError("Hydra's shell completion does not run the task")
 
 
 def install_script(hydra_script: str) -> str:
