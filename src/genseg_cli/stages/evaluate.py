@@ -1,7 +1,8 @@
-"""`genseg evaluate run_dir=RUN [datasets=[...]] [out=DIR]`: re-score a finished run's best
-segmenter.
+"""`genseg evaluate run_dir=RUN [datasets=[...]] [out=DIR] [weights=kept|final]`: re-score a
+finished run's kept segmenter, or with `weights=final` its last step's, beside the kept one.
 
-Without `datasets`, the run's own test split and its out-of-domain sets are scored. Each entry
+Without `datasets`, the run's own test split and its out-of-domain sets (those in the data dir;
+an absent one is named, not scored) are scored. Each entry
 of `datasets` is a registry name (all of its pairs; the run's own dataset: its test split) or
 a folder holding images/ and masks/ (for a 3D run: imagesTr/ and labelsTr/); one name needs no
 brackets. Results (metrics.json and per_image.csv, as after training) go to a new folder per call,
@@ -22,8 +23,9 @@ from genseg_cli.core.errors import GensegError
 from genseg_cli.core.files import require_writable, write_csv, write_json
 from genseg_cli.core.progress import item_progress
 from genseg_cli.data.registry import GENERIC, dataset_root, dataset_spec
-from genseg_cli.data.run_data import verified_ids
+from genseg_cli.data.run_data import absent_ood, verified_ids
 from genseg_cli.data.samples import Sample
+from genseg_cli.engine.final_weights import WEIGHTS, print_beside_kept, use_final_weights
 from genseg_cli.engine.restore import TrainedRun, load_run
 from genseg_cli.evaluation.evaluate import RESOLUTIONS, evaluate_model, summarise
 from genseg_cli.evaluation.tables import print_results
@@ -47,6 +49,12 @@ ARGS = {
         help="compare at each image's own size or the network's (default: the run's)",
     ),
     "device": Arg("auto", str, help="auto (CUDA when present), cpu, cuda or cuda:N"),
+    "weights": Arg(
+        "kept",
+        str,
+        choices=WEIGHTS,
+        help="kept: the run's checkpoint (best.pt); final: its last step's, beside the kept",
+    ),
 }
 ABOUT = "Score a trained run on its test split, its out-of-domain sets or other data."
 RESULTS = ("metrics.json", "per_image.csv")
@@ -134,9 +142,13 @@ def evaluate_run_dir(args: list[str]) -> tuple[dict, Path]:
     opts = parse_key_values("evaluate", args, ARGS, ABOUT)
     check_device("evaluate", str(opts.device))
     run = load_run(opts.run_dir, opts.device)
+    step = use_final_weights(run) if opts.weights == "final" else None
     out = output_folder(run.run_dir, opts.out, bool(opts.overwrite))
     require_writable(out, "out")  # before the scoring, which can take minutes
-    entries = opts.datasets or [run.cfg.dataset.name, *run.cfg.dataset.ood]
+    # by default the run's own sets; an absent out-of-domain set is said, not scored
+    absent = {} if opts.datasets else absent_ood(run.cfg.dataset, run.cfg.paths.data_dir)
+    ood = [name for name in run.cfg.dataset.ood if name not in absent]
+    entries = opts.datasets or [run.cfg.dataset.name, *ood]
     resolution = opts.resolution or run.cfg.evaluation.resolution
     # every set is read and checked before the first is scored
     sets = dict(resolve_set(run, str(entry)) for entry in entries)
@@ -155,6 +167,9 @@ def evaluate_run_dir(args: list[str]) -> tuple[dict, Path]:
         "val_dice": None,
         "test": scores.pop("test", None),
         "ood": scores,
+        "ood_absent": absent,
+        "weights": opts.weights,
+        "weights_step": step,
     }
     write_json(out / "metrics.json", metrics)
     per_image = pd.concat([frame.assign(set=name) for name, frame in frames.items()])
@@ -165,5 +180,7 @@ def evaluate_run_dir(args: list[str]) -> tuple[dict, Path]:
 def main(args: list[str]) -> int:
     metrics, out = evaluate_run_dir(args)
     print_results(metrics)
+    if metrics["weights"] == "final":
+        print_beside_kept(metrics)
     print(f"wrote {out / 'metrics.json'} and per_image.csv")
     return 0
