@@ -94,6 +94,86 @@ class MethodTester:
         grads = torch.autograd.grad(images.float().square().mean(), alphas, allow_unused=True)
         assert grads and all(g is not None and float(g.abs().sum()) > 0 for g in grads)
 
+    @staticmethod
+    def segmenter_after_one_step(method, batch, change=None) -> list[torch.Tensor]:
+        """The segmenter's weights after one training step from a fixed random state; `change`
+        rewrites the synthetic pairs (images, masks) on their way into the segmenter's update."""
+        if change is not None:
+            update = method.segmentation_update
+
+            def changed(images, masks, synthetic, new_masks, *args, **kwargs):
+                synthetic, new_masks = change(synthetic, new_masks)
+                return update(images, masks, synthetic, new_masks, *args, **kwargs)
+
+            method.segmentation_update = changed
+        torch.manual_seed(2)
+        method.train_step(batch)
+        return [p.detach().clone() for p in method.segmenter.parameters()]
+
+    @pytest.mark.parametrize("method_name", ["separate", "genseg"])
+    def test_the_synthetic_pairs_reach_the_segmenters_update(self, method_name, data, tmp_path):
+        """Twin steps from one seed: the same step again gives the same segmenter, while other
+        targets for the synthetic images (the masks inverted) or other images (negated) give
+        another; dropping the synthetic pairs from the update, or their loss, fails here."""
+        twins = {}
+        changes = {
+            "same": None,
+            "again": None,
+            "other masks": lambda s, m: (s, 1 - m),
+            "other images": lambda s, m: (-s, m),
+        }
+        for name, change in changes.items():
+            method, batches = self.prepared(method_name, data, tmp_path)
+            twins[name] = self.segmenter_after_one_step(method, batches[0], change)
+        same = [torch.equal(a, b) for a, b in zip(twins["same"], twins["again"], strict=True)]
+        assert all(same)  # the step is deterministic: a difference below has a cause
+        for name in ("other masks", "other images"):
+            moved = [not torch.equal(a, b) for a, b in zip(twins["same"], twins[name], strict=True)]
+            assert any(moved), name
+
+    def test_the_upper_step_sees_the_images_the_segmenter_learned_from(self, data, tmp_path):
+        """The upper step's synthetic images equal those of the segmenter's update (same batch
+        for batch norm, same dropout draw), and making them again leaves the generator's
+        running statistics as the training pass left them. G's learning rate is 0 here, so the
+        GAN step between the two passes changes no weight."""
+        method, batches = self.prepared("genseg", data, tmp_path, "method.end_to_end_lr=0")
+        seen: dict[str, torch.Tensor] = {}
+        update, upper, synthesise = (
+            method.segmentation_update,
+            method.upper_update,
+            method._synthesise_for_upper,
+        )
+
+        def spy_update(images, masks, synthetic, *args, **kwargs):
+            seen["trained"] = synthetic.detach().clone()
+            return update(images, masks, synthetic, *args, **kwargs)
+
+        def spy_upper(*args, **kwargs):
+            seen["before"] = [b.clone() for b in method.generator.buffers()]
+            out = upper(*args, **kwargs)
+            seen["after"] = [b.clone() for b in method.generator.buffers()]
+            return out
+
+        def spy_synthesise(*args, **kwargs):
+            run = synthesise(*args, **kwargs)
+
+            def recorded():
+                out = run()
+                seen["upper"] = (out[0] if isinstance(out, tuple) else out).detach().clone()
+                return out
+
+            return recorded
+
+        method.segmentation_update, method.upper_update = spy_update, spy_upper
+        method._synthesise_for_upper = spy_synthesise
+        torch.manual_seed(2)
+        method.train_step(batches[0])
+        assert "upper" in seen and seen["upper"].shape == seen["trained"].shape
+        assert torch.allclose(seen["upper"], seen["trained"], atol=1e-6, rtol=0)
+        assert seen["before"] and all(
+            torch.equal(a, b) for a, b in zip(seen["before"], seen["after"], strict=True)
+        )
+
     def test_separate_never_changes_the_generator_after_pretraining(self, data, tmp_path):
         method, batches = self.prepared("separate", data, tmp_path)
         state = {k: v.clone() for k, v in method.generator.state_dict().items()}

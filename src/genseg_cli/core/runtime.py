@@ -1,9 +1,16 @@
-"""Device and numeric precision: CUDA when present, bf16/fp16 autocast where it pays off."""
+"""Device and numeric precision: CUDA when present, bf16/fp16 autocast where it pays off.
+
+TF32 (10-bit mantissa matrix products and convolutions on Ampere and later GPUs) is set
+explicitly when a runtime is resolved: off unless asked for, so "fp32" means IEEE fp32;
+`exact_fp32()` holds it off whatever the setting (the upper step), and `tf32_state()` says what
+is in force.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +29,7 @@ class Runtime:
     device: torch.device
     precision: str  # fp32 | bf16 | fp16
     channels_last: bool
+    tf32: bool = False  # TF32 for fp32 matrix products and convolutions on CUDA
 
     def autocast(self) -> contextlib.AbstractContextManager:
         if self.precision == "fp32":
@@ -47,9 +55,10 @@ def cpu_has_fast_bf16() -> bool:
 
 
 def resolve_runtime(
-    device: str = "auto", precision: str = "auto", channels_last: bool = True
+    device: str = "auto", precision: str = "auto", channels_last: bool = True, tf32: bool = False
 ) -> Runtime:
-    """Turn the trainer's `device` and `precision` settings into a Runtime.
+    """Turn the trainer's `device` and `precision` settings into a Runtime, and set TF32 as
+    asked (off by default).
 
     >>> resolve_runtime("cpu", "fp32").precision
     'fp32'
@@ -70,7 +79,38 @@ def resolve_runtime(
         raise GensegError(f"trainer.precision={precision} is not one of auto, fp32, bf16, fp16")
     if precision == "fp16" and dev.type == "cpu":
         raise GensegError("trainer.precision=fp16 needs CUDA; on CPU use bf16 or fp32")
-    return Runtime(device=dev, precision=precision, channels_last=channels_last)
+    set_tf32(tf32)
+    return Runtime(device=dev, precision=precision, channels_last=channels_last, tf32=tf32)
+
+
+def set_tf32(enabled: bool) -> None:
+    """TF32 on or off for CUDA matrix products and cuDNN convolutions. The allow_tf32 flags,
+    not torch's newer fp32_precision ones: a process that sets the new ones cannot read the old
+    ones any more, and libraries (MONAI) read them."""
+    torch.backends.cuda.matmul.allow_tf32 = bool(enabled)
+    torch.backends.cudnn.allow_tf32 = bool(enabled)
+
+
+def tf32_state() -> dict[str, bool | str]:
+    """What fp32 maths may run in TF32 now: CUDA matrix products, cuDNN convolutions, and
+    torch's float32 matmul precision ("highest" is IEEE fp32)."""
+    return {
+        "cuda_matmul_tf32": bool(torch.backends.cuda.matmul.allow_tf32),
+        "cudnn_tf32": bool(torch.backends.cudnn.allow_tf32),
+        "float32_matmul_precision": torch.get_float32_matmul_precision(),
+    }
+
+
+@contextlib.contextmanager
+def exact_fp32() -> Iterator[None]:
+    """TF32 off inside (real fp32 convolutions and matrix products), as it was outside."""
+    matmul, cudnn = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    set_tf32(False)
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = matmul
+        torch.backends.cudnn.allow_tf32 = cudnn
 
 
 def seed_everything(seed: int) -> None:

@@ -19,6 +19,7 @@ from torch import Tensor
 from torch.profiler import record_function
 
 from genseg_cli.core.errors import GensegError
+from genseg_cli.core.runtime import exact_fp32
 from genseg_cli.data.streams import GENERATOR_PAIRS
 from genseg_cli.generators.pix2pix import pix2pix_adam
 from genseg_cli.methods.base import (
@@ -31,11 +32,14 @@ from genseg_cli.methods.base import (
 from genseg_cli.methods.synthetic import SyntheticDataMethod
 from genseg_cli.mlo.hypergrad import LowerProblem, hypergradient
 from genseg_cli.mlo.levers import apply_images, apply_masks, build_levers, describe_levers
+from genseg_cli.mlo.replay import GeneratorPass, replay
 from genseg_cli.mlo.sample_weights import MODES as SAMPLE_WEIGHT_MODES
 from genseg_cli.mlo.sample_weights import normalised_weights, sample_hypergradient
 from genseg_cli.mlo.synthetic_weight import SyntheticWeight
 
 log = logging.getLogger(__name__)
+# a training step's generator pass as the upper step makes it again: its record, its jitter draw
+StepPass = tuple[GeneratorPass | None, tuple[Tensor, Tensor] | None]
 
 
 class GenSeg(SyntheticDataMethod):
@@ -140,6 +144,9 @@ class GenSeg(SyntheticDataMethod):
         with torch.no_grad():
             new_masks = apply_masks(self.levers, drawn_masks, draws)
         real_images, real_masks = self.generator_pairs(batch, images, masks)
+        upper = self.steps_done % int(self.mlo.arch_every) == 0 and self._has_upper_targets()
+        # what the upper step needs to make this pass's synthetic images again
+        recorded = GeneratorPass.record(real_masks, self.runtime.device) if upper else None
         self.generator.train()
         with record_function(GENERATOR_FORWARD):
             both = self.synthesise(torch.cat([real_masks, new_masks]))  # one G pass for both uses
@@ -149,7 +156,8 @@ class GenSeg(SyntheticDataMethod):
             losses = self.recipe.update(real_masks, real_images, fake, self.unlabeled_images(batch))
         with torch.no_grad():
             synthetic = apply_images(self.levers, synthetic.detach(), draws)
-        synthetic = self.jittered(synthetic, self.draw_jitter(new_masks.shape[0]))
+        jitter = self.draw_jitter(new_masks.shape[0])
+        synthetic = self.jittered(synthetic, jitter)
         weight: float | Tensor = self.current_synthetic_weight()
         if self.sample_weights != "none":
             with record_function(SAMPLE_WEIGHTS):
@@ -161,9 +169,11 @@ class GenSeg(SyntheticDataMethod):
                 images, masks, synthetic, new_masks, weight, unlabeled=self.unlabeled_images(batch)
             )
         )
-        if self.steps_done % int(self.mlo.arch_every) == 0 and self._has_upper_targets():
+        if upper:
             with record_function(UPPER_STEP):
-                losses.update(self.upper_update(images, masks, drawn_masks, draws))
+                losses.update(
+                    self.upper_update(images, masks, drawn_masks, draws, (recorded, jitter))
+                )
         return losses
 
     def generator_pairs(self, batch: dict, images: Tensor, masks: Tensor) -> tuple[Tensor, Tensor]:
@@ -227,18 +237,29 @@ class GenSeg(SyntheticDataMethod):
             )
         )
 
-    def _synthesise_for_upper(self, new_masks: Tensor, draws: list | None = None):
+    def _synthesise_for_upper(
+        self, new_masks: Tensor, draws: list | None = None, step: StepPass | None = None
+    ):
         """The synthetic pairs as a function for the hypergradient: images, or (images, masks)
-        with levers (whose mask transforms also move the targets)."""
-        jitter = self.draw_jitter(new_masks.shape[0])  # the same draw for every pass of the step
+        with levers (whose mask transforms also move the targets). With `step` (the training
+        pass's record and jitter draw), the images that pass made (`genseg_cli.mlo.replay`);
+        without, the new masks alone. The generator's running statistics stay as they were."""
+        recorded, jitter = step if step is not None else (None, None)
+        if step is None:  # the same draw for every pass of the step
+            jitter = self.draw_jitter(new_masks.shape[0])
         if draws is None:
             draws = [lever.draw(new_masks.shape[0]) for lever in self.levers]
 
+        def exact(masks: Tensor) -> Tensor:
+            return self.recipe.synthesise(masks, exact=True)
+
         def run() -> Tensor | tuple[Tensor, Tensor]:  # fp32 and in the graph
             if not len(self.levers):
-                return self.jittered(self.recipe.synthesise(new_masks, exact=True), jitter)
+                return self.jittered(replay(self.generator, exact, new_masks, recorded), jitter)
             masks = apply_masks(self.levers, new_masks, draws)
-            images = apply_images(self.levers, self.recipe.synthesise(masks, exact=True), draws)
+            images = apply_images(
+                self.levers, replay(self.generator, exact, masks, recorded), draws
+            )
             return self.jittered(images, jitter), masks
 
         return run
@@ -254,10 +275,16 @@ class GenSeg(SyntheticDataMethod):
         return alphas, weights, levers, lambdas
 
     def upper_hypergradient(
-        self, images: Tensor, masks: Tensor, new_masks: Tensor, draws: list | None = None
+        self,
+        images: Tensor,
+        masks: Tensor,
+        new_masks: Tensor,
+        draws: list | None = None,
+        step: StepPass | None = None,
     ) -> tuple[list[Tensor], Tensor]:
         """d L_val(W'(targets)) / d targets for `upper_targets()` (flattened in that order), and
-        the validation loss, by `mlo.hypergrad`; nothing is updated."""
+        the validation loss, by `mlo.hypergrad`; nothing is updated. `step`: the training pass
+        whose synthetic images the look-ahead uses (see `_synthesise_for_upper`)."""
         targets = [t for group in self.upper_targets() for t in group]
         learned = self.learned_weight
         # bf16 double backward loses the direction (cosine 0.38-0.66 with fp32 on three JSRT
@@ -278,24 +305,33 @@ class GenSeg(SyntheticDataMethod):
             autocast,
         )
         self.segmenter.train()
-        return hypergradient(
-            self.mlo.hypergrad,
-            problem,
-            self._synthesise_for_upper(new_masks, draws),
-            targets,
-            float(self.mlo.xi),
-            int(self.mlo.unroll_steps),
-            fd_radius=float(self.mlo.fd_radius),
-        )
+        # fp32 is IEEE fp32 here, also where the run lets CUDA use TF32
+        precision = exact_fp32() if autocast is contextlib.nullcontext else contextlib.nullcontext()
+        with precision:
+            return hypergradient(
+                self.mlo.hypergrad,
+                problem,
+                self._synthesise_for_upper(new_masks, draws, step),
+                targets,
+                float(self.mlo.xi),
+                int(self.mlo.unroll_steps),
+                fd_radius=float(self.mlo.fd_radius),
+            )
 
     def upper_update(
-        self, images: Tensor, masks: Tensor, new_masks: Tensor, draws: list | None = None
+        self,
+        images: Tensor,
+        masks: Tensor,
+        new_masks: Tensor,
+        draws: list | None = None,
+        step: StepPass | None = None,
     ) -> dict[str, float]:
         """One step of the upper level along the hypergradient of the validation loss
-        (`new_masks` as drawn, before the levers; `draws`: the levers' draws of this step)."""
+        (`new_masks` as drawn, before the levers; `draws`: the levers' draws of this step;
+        `step`: the record of this step's generator pass and its jitter draw)."""
         alphas, weights, _, lambdas = self.upper_targets()
         targets = [t for group in self.upper_targets() for t in group]
-        grads, val_loss = self.upper_hypergradient(images, masks, new_masks, draws)
+        grads, val_loss = self.upper_hypergradient(images, masks, new_masks, draws, step)
         for param, grad in zip(targets, grads, strict=True):
             param.grad = grad.detach()
         if self.anchor:  # trust region: d/dtheta of rho/2 * |theta - theta_pretrained|^2
