@@ -73,6 +73,10 @@ def split_csv(*changes: tuple[str, str]):
     return setup
 
 
+def good_copy_of_set(tmp: Path, good: Path, run: Path) -> None:
+    good_copy(tmp, good)
+
+
 def alpha_mask(tmp: Path, good: Path, run: Path) -> None:
     """case03's mask drawn in the alpha channel of a black RGBA picture."""
     bad = good_copy(tmp, good)
@@ -128,6 +132,16 @@ def a_file_named(name: str):
         (tmp / name).write_text("not a folder")
 
     return setup
+
+
+def a_volume(tmp: Path, good: Path, run: Path) -> None:
+    (tmp / "scan.nii.gz").write_bytes(b"\x1f\x8b not really a volume")
+
+
+def read_only_evaluations(tmp: Path, good: Path, run: Path) -> None:
+    """A copy of the run where evaluate/ cannot be made (a file holds its name)."""
+    shutil.copytree(run, tmp / "ro")
+    (tmp / "ro" / "evaluate").write_text("in the way")
 
 
 # ----- checks after a row ---------------------------------------------------------------------
@@ -209,7 +223,32 @@ ROWS = [
         then=user_files_kept),
     Row("sweep-with-a-failed-run", "a sweep in which one run fails", (*SWEEP, "n_labeled=4,50"),
         1, ("1 run of the sweep failed", "n_labeled=50 exceeds the labeled pool"), via="script"),
+    # --- paths and names as a user types them -------------------------------------------------
+    Row("train-path-non-ascii", "a non-ASCII letter in a path",
+        (*TRAIN, *ON_SET[:1], "dataset.root={tmp}/donnée", *ON_SET[2:]), 2,
+        ("Hydra reads 'é' only inside quotes", "'dataset.root=\"{tmp}/donnée\"'")),
+    Row("train-path-tilde", "a path starting with ~",
+        (*TRAIN, *ON_SET[:1], "dataset.root=~/my_set", *ON_SET[2:]), 2,
+        ("Hydra reads '~' only inside quotes", "'dataset.root=\"~/my_set\"'")),
+    Row("train-data-dir-is-a-dataset", "GENSEG_DATA_DIR set to a dataset folder itself",
+        (*TRAIN, "dataset=jsrt"), 2,
+        ("data directory {tmp}/bad is a dataset folder itself (it holds images/)",
+         "e.g. {tmp}"), setup=good_copy_of_set, env={"GENSEG_DATA_DIR": "{tmp}/bad"}),
+    Row("data-prepare-typo", "a misspelt dataset name",
+        ("data", "prepare", "kvasr", "--src", "{tmp}", "--data-dir", "{tmp}"), 2,
+        ("unknown dataset 'kvasr' (did you mean kvasir?)",)),
+    Row("resume-failed-in-pre-flight", "resume= of a run that never started training",
+        ("train", "resume={tmp}/failed_run"), 2,
+        ("failed before training started", "nothing to resume"), setup=table.failed_run),
+    Row("predict-volume-on-a-2d-run", "a NIfTI volume given to a 2D run",
+        ("predict", "run_dir={run}", "input={tmp}/scan.nii.gz", "output={tmp}/m"), 2,
+        ("input={tmp}/scan.nii.gz is not one of the images (.png, .jpg, ...)",),
+        setup=a_volume),
     # --- results that cannot be written: said before the work -------------------------------
+    Row("evaluate-read-only-run", "a run folder where evaluate/ cannot be written",
+        ("evaluate", "run_dir={tmp}/ro"), 2,
+        ("cannot write to {tmp}/ro/evaluate/", "is not a folder"),
+        setup=read_only_evaluations),
     Row("evaluate-unwritable-out", "out= under a file",
         ("evaluate", "run_dir={run}", "out={tmp}/a_file/ev"), 2,
         ("cannot write to {tmp}/a_file/ev", "is not a folder"), setup=a_file_named("a_file")),
@@ -317,3 +356,40 @@ def test_two_runs_into_one_new_folder_train_one_at_a_time(good_set: Path, tmp_pa
     assert "in use by another genseg run" in said or "holds a finished run" in said
     assert json.loads((run_dir / "status.json").read_text())["status"] == "done"
     assert not (run_dir / ".genseg.lock").exists()
+
+
+def test_evaluate_device_names_its_own_argument(finished_run: Path, capsys):
+    import torch
+
+    from genseg_cli import cli
+
+    if torch.cuda.is_available():
+        pytest.skip("CUDA is here: device=cuda is a good value")
+    assert cli.main(["evaluate", f"run_dir={finished_run}", "device=cuda"]) == 2
+    said = " ".join(capsys.readouterr().err.split())
+    assert "genseg evaluate: device=cuda but CUDA is not available" in said
+    assert "trainer.device" not in said
+
+
+def test_3d_backbone_message_names_every_3d_backbone():
+    from omegaconf import OmegaConf
+
+    from genseg_cli.core.errors import GensegError
+    from genseg_cli.nets.segmenters import network_config
+
+    with pytest.raises(GensegError, match="backbone=swin_unetr or backbone=unet$"):
+        network_config(OmegaConf.create({"name": "deeplabv3", "model": {}}), 3)
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
+def test_evaluate_refuses_a_read_only_run_before_scoring(finished_run: Path, tmp_path, capsys):
+    from genseg_cli import cli
+
+    run = tmp_path / "run"
+    shutil.copytree(finished_run, run)
+    run.chmod(0o555)
+    try:
+        assert cli.main(["evaluate", f"run_dir={run}"]) == 2
+    finally:
+        run.chmod(0o755)
+    assert f"cannot write to {run}/evaluate/" in " ".join(capsys.readouterr().err.split())

@@ -16,6 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from genseg_cli.core.config import conf_dir
 from genseg_cli.core.errors import GensegError
+from genseg_cli.core.suggest import did_you_mean
 from genseg_cli.data.remote import fetch_hint
 
 GENERIC = "folder"
@@ -30,8 +31,11 @@ def dataset_spec(name: str) -> DictConfig:
     """The registry entry of `name`, with a clear error listing the known names."""
     path = conf_dir() / "dataset" / f"{name}.yaml"
     if not path.is_file():
-        known = ", ".join([*dataset_names(), GENERIC])
-        raise GensegError(f"unknown dataset '{name}'; known datasets: {known}")
+        known = [*dataset_names(), GENERIC]
+        raise GensegError(
+            f"unknown dataset '{name}'{did_you_mean(name, known)}; known datasets: "
+            + ", ".join(known)
+        )
     return OmegaConf.load(path)
 
 
@@ -58,6 +62,13 @@ def require_present(spec: DictConfig, root: Path) -> None:
     if marker.is_dir():
         return
     data_dir = root.parent
+    if spec.name != GENERIC and (data_dir / marker.name).is_dir():
+        # the data directory is a dataset folder itself (GENSEG_DATA_DIR=/data/jsrt)
+        raise GensegError(
+            f"data directory {data_dir} is a dataset folder itself (it holds {marker.name}/); "
+            f"set GENSEG_DATA_DIR (or paths.data_dir) to the folder that holds it and the "
+            f"other datasets, e.g. {data_dir.parent}"
+        )
     how = fetch_hint(spec, data_dir)
     if not data_dir.is_dir():
         hint = "set GENSEG_DATA_DIR or paths.data_dir to the folder that holds your datasets"

@@ -16,7 +16,7 @@ import torch
 from omegaconf import DictConfig
 from torch import nn
 
-from genseg_cli.core.config import instantiate_explained
+from genseg_cli.core.config import conf_dir, instantiate_explained
 from genseg_cli.core.errors import GensegError
 
 
@@ -49,9 +49,11 @@ def network_config(backbone: DictConfig, dims: int) -> DictConfig:
     if dims != 3:
         return backbone.model
     if not backbone.get("volume_model"):
+        with3d = [path.stem for path in sorted((conf_dir() / "backbone").glob("*.yaml"))
+                  if "volume_model:" in path.read_text()]  # fmt: skip
         raise GensegError(
             f"backbone '{backbone.name}' has no 3D version (no volume_model in its config); "
-            "3D datasets train with backbone=unet"
+            f"3D datasets train with backbone={' or backbone='.join(with3d)}"
         )
     return backbone.volume_model
 

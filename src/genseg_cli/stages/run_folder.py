@@ -105,6 +105,25 @@ def check_not_a_user_folder(chosen: Path) -> None:
         )
 
 
+def check_resume_target(args: list[str]) -> None:
+    """`resume=` of a run that failed before training started: say so, not "not a run"."""
+    given = [a.split("=", 1)[1] for a in args if a.startswith("resume=")]
+    if not given:
+        return
+    run_dir = Path(given[-1]).expanduser().resolve()
+    try:
+        status = json.loads((run_dir / "status.json").read_text())
+    except (OSError, ValueError):
+        return
+    if isinstance(status, dict) and not (run_dir / "overrides.yaml").is_file():
+        reason = str(status.get("reason") or "no reason recorded").splitlines()[0]
+        raise GensegError(
+            f"resume={run_dir}: the run {status.get('status', 'ended')} before training started "
+            f"({reason}), so there is nothing to resume; fix that and train it anew without "
+            "resume="
+        )
+
+
 # ----- a sweep's failed runs ----------------------------------------------------------------
 def note_failed_run(sweep_dir: Path, run_dir: Path, reason: str) -> None:
     """Add a failed run of a sweep to the sweep's list (one line each; launchers in other

@@ -32,11 +32,13 @@ from genseg_cli.core.config import conf_dir, register_resolvers
 from genseg_cli.core.errors import STOPPED, GensegError
 from genseg_cli.core.files import write_status
 from genseg_cli.engine.checkpoint import LAST, TrainingInterrupted
+from genseg_cli.stages.override_text import check_override_text
 from genseg_cli.stages.run_folder import (
     LOCK,
     SWEEP_CALLBACK,
     SweepFailures,
     check_not_a_user_folder,
+    check_resume_target,
     lock_run_folder,
     note_failed_run,
     release_run_folder,
@@ -249,9 +251,11 @@ def main(args: list[str]) -> int:
 
         print(train_help())
         return 0
+    check_resume_target(args)
     args = resume_arguments(args)
     if not any(a.startswith("-") and a not in ("-m", "--multirun") for a in args):
         check_output_dir(args)
+        check_override_text(args)
         check_train_arguments(args)
         chosen = explicit_run_dir(args)
         resuming = any(a.startswith("resume=") for a in args)
