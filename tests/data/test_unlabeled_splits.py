@@ -27,6 +27,68 @@ def test_unlabeled_ids_never_overlap_test_or_labeled_ids(name, seed):
     assert set(s.unlabeled) | labeled == set(s.pool)
 
 
+OFFICIAL = [
+    n
+    for n in dataset_names()
+    if dataset_spec(n).split.get("pool") and dataset_spec(n).split.get("test")
+]
+
+
+def official_table(name: str):
+    """The dataset's own split.csv where the datasets are present, else a table in its form
+    (pool and test values as the registry names them)."""
+    from genseg_cli.data.io import read_split_table
+    from genseg_cli.data.registry import dataset_root
+    from tests.conftest import DATA_DIR
+
+    spec = dataset_spec(name)
+    root = dataset_root(spec, DATA_DIR)
+    table = read_split_table(root) if (root / "split.csv").is_file() else None
+    if table is not None:
+        return table, True
+    pool_value, test_value = spec.split.pool[0], spec.split.test[0]
+    values = [pool_value] * 3 + [test_value]
+    return {key: values[i % len(values)] for i, key in enumerate(IDS)}, False
+
+
+@pytest.mark.parametrize("name", OFFICIAL)
+@pytest.mark.parametrize("seed", [0, 3])
+def test_unlabeled_ids_respect_the_official_split_file(name, seed):
+    """With a split.csv (kvasir, fuseg, fetreg, isic, the 3D sets): the test ids are the file's
+    test rows, the labeled and unlabeled ids its pool rows, and no unlabeled id is a test,
+    validation or training id, whatever the count."""
+    from tests.conftest import REQUIRE_DATA, USED_DATASETS
+
+    spec = dataset_spec(name)
+    table, real = official_table(name)
+    assert real or not (REQUIRE_DATA and name in USED_DATASETS), f"{name}: no split.csv"
+    ids = sorted(table)
+    budget = min(
+        int(spec.label_budgets[0]), len([i for i in ids if table[i] in spec.split.pool]) - 1
+    )
+    test_rows = {i for i in ids if table[i] in spec.split.test}
+    pool_rows = {i for i in ids if table[i] in spec.split.pool}
+    for count in (None, 0, 5):
+        s = make_splits(ids, spec, budget, seed, 0.2, split_table=table, n_unlabeled=count)
+        assert set(s.test) == test_rows and set(s.pool) == pool_rows, real
+        labeled = set(s.train) | set(s.val)
+        assert labeled <= pool_rows and len(labeled) == budget
+        assert not set(s.unlabeled) & (test_rows | labeled)
+        assert set(s.unlabeled) <= pool_rows
+        if count is None:
+            assert set(s.unlabeled) | labeled == pool_rows
+        else:
+            assert len(s.unlabeled) == count
+
+
+def test_every_dataset_is_held_to_an_unlabeled_split_property():
+    """No dataset escapes both property tests above (a new registry entry must fit one)."""
+    assert set(TWO_D) | set(OFFICIAL) >= {
+        n for n in dataset_names() if dataset_spec(n).dims == 2 or dataset_spec(n).split.get("pool")
+    }
+    assert set(dataset_names()) <= set(TWO_D) | set(OFFICIAL) | {"folder"}
+
+
 def test_a_smaller_count_is_a_prefix_of_a_larger_one_and_labels_do_not_move():
     spec = dataset_spec("jsrt")
     few = make_splits(IDS, spec, 9, 3, 0.2, n_unlabeled=10)

@@ -81,6 +81,39 @@ def test_each_objective_lowers_its_loss_and_moves_the_segmenter(name, jsrt_batch
     assert all(moved)
 
 
+def segmenters_after_twin_updates(cfg, batch) -> dict[str, list[torch.Tensor]]:
+    """The segmenter after one update from one seed: as configured (twice), and with the
+    objective's term multiplied by 0 (the unlabeled images still in the forward pass)."""
+    images, masks, unlabeled = batch["image"][:2], batch["mask"][:2], batch["image"][2:4]
+    out = {}
+    for twin in ("plain", "again", "term off"):
+        torch.manual_seed(0)
+        method = build_method(cfg, CPU)
+        if twin == "term off":
+            method.unlabeled.weight = lambda: 0.0
+        torch.manual_seed(1)
+        losses = method.segmentation_update(images, masks, unlabeled=unlabeled)
+        assert losses["loss/unlabeled"] > 0, twin  # a term to switch off
+        out[twin] = [p.detach().clone() for p in method.segmenter.parameters()]
+    return out
+
+
+def assert_the_term_moves_the_segmenter(twins: dict[str, list[torch.Tensor]]) -> None:
+    pairs = zip(twins["plain"], twins["again"], strict=True)
+    assert all(torch.equal(a, b) for a, b in pairs)  # deterministic: a difference has a cause
+    pairs = zip(twins["plain"], twins["term off"], strict=True)
+    assert any(not torch.equal(a, b) for a, b in pairs)
+
+
+@pytest.mark.parametrize("name", list(OBJECTIVES))
+def test_each_objectives_term_changes_the_segmenters_update(name, jsrt_batch):
+    """Twin updates, one with the unlabeled term multiplied by 0: the segmenters differ, so the
+    term itself reaches the update (the supervised part alone also moves the weights and lowers
+    the objective's loss, which the test above cannot tell apart)."""
+    cfg = compose("train", ["profile=debug", "trainer.precision=fp32", *ssl_overrides(name)])
+    assert_the_term_moves_the_segmenter(segmenters_after_twin_updates(cfg, jsrt_batch))
+
+
 def test_masked_soft_dice_counts_only_the_masked_pixels():
     logits = torch.tensor([[[[2.0, -1.0], [0.5, 3.0]]]])
     targets = torch.tensor([[[[1.0, 0.0], [1.0, 1.0]]]])

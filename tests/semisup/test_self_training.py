@@ -93,3 +93,20 @@ def test_run_pseudo_labels_and_a_teacher_come_together():
         FixMatch(weight=1.0, ramp_up=0.0, total_steps=10, pseudo_labels="run")
     with pytest.raises(ValueError, match="ssl.pseudo_labels=run"):
         FixMatch(weight=1.0, ramp_up=0.0, total_steps=10, teacher=torch.nn.Conv2d(1, 1, 1))
+
+
+def test_the_teachers_pseudo_labels_change_the_segmenters_update(teacher_run, data_dir):
+    """Twin updates, one with the self-training term multiplied by 0: the segmenters differ."""
+    from genseg_cli.data.batches import whole_set
+    from genseg_cli.data.registry import dataset_spec
+    from genseg_cli.data.run_data import load_run_data
+    from genseg_cli.data.spec import DataSpec
+    from tests.semisup.test_objectives import (
+        assert_the_term_moves_the_segmenter,
+        segmenters_after_twin_updates,
+    )
+
+    cfg = student(teacher_run, "ssl.threshold=0")
+    data = load_run_data(dataset_spec("jsrt"), data_dir, 9, 0, 0.2, with_ood=False)
+    batch = whole_set(data.train[:4], DataSpec.from_config(cfg))
+    assert_the_term_moves_the_segmenter(segmenters_after_twin_updates(cfg, batch))
