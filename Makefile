@@ -13,8 +13,15 @@ setup:  ## create .venv and install genseg with its dependencies (torch from the
 	$(BIN)/pip install --quiet torch==2.14.1 torchvision==0.29.1
 	$(BIN)/pip install --quiet -e '.[dev]'
 
-train:  ## the main job: baseline UNet on JSRT with 9 labels, test + OOD (NLM-MC, NLM-SZ) Dice
-	$(BIN)/genseg train dataset=jsrt backbone=unet n_labeled=9 method=baseline
+# The main job: GenSeg on Kvasir-SEG with 40 labels (a public archive, fetched when missing).
+MAIN_DATA  := kvasir
+MAIN_JOB   ?= dataset=$(MAIN_DATA) n_labeled=40 method=genseg
+TRAIN_ARGS ?=# more overrides, e.g. TRAIN_ARGS="profile=debug" for a smoke run
+
+train:  ## the main job: fetch Kvasir-SEG unless GENSEG_DATA_DIR has it, check it, train GenSeg, print the results table
+	$(BIN)/genseg data download $(MAIN_DATA) --to "$(GENSEG_DATA_DIR)"
+	$(BIN)/genseg data check $(MAIN_DATA) --data-dir "$(GENSEG_DATA_DIR)"
+	$(BIN)/genseg train $(MAIN_JOB) $(TRAIN_ARGS)
 
 test:  ## the test suite (reads the real datasets from GENSEG_DATA_DIR), one worker per core
 	$(BIN)/python -m pytest -q -n auto

@@ -3,14 +3,9 @@ missing-data messages that name it."""
 
 from __future__ import annotations
 
-import functools
-import hashlib
-import http.server
 import socket
-import threading
-import zipfile
 from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -21,6 +16,7 @@ from genseg_cli.data import remote
 from genseg_cli.data.download import DOWNLOADS, download_dataset
 from genseg_cli.data.registry import dataset_root, dataset_spec, require_present
 from genseg_cli.data.remote import PublicPlan, Source
+from tests.data.local_server import Server, kvasir_archive, md5, serve, use_plan, zip_folder
 from tests.data.prepare.fake_downloads import mask, rgb
 
 IDS = [f"cju{i:02d}" for i in range(8)]
@@ -30,69 +26,19 @@ TRAIN, VAL = IDS[:6], IDS[6:]
 # --------------------------------------------------------------------------- the server
 
 
-@dataclass
-class Server:
-    root: Path  # what it serves
-    base: str  # http://127.0.0.1:PORT
-    requests: list[str] = field(default_factory=list)
-
-    def url(self, name: str) -> str:
-        return f"{self.base}/{name}"
-
-
-class _Quiet(http.server.SimpleHTTPRequestHandler):
-    seen: list[str]
-
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - stdlib name
-        self.seen.append(self.path)
-
-
-class _Server(http.server.ThreadingHTTPServer):
-    def handle_error(self, request, client_address) -> None:
-        pass  # a client closing early (torchvision probes redirects) is not a test failure
-
-
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[Server]:
-    root = tmp_path / "www"
-    root.mkdir()
-    seen: list[str] = []
-    handler = type("Handler", (_Quiet,), {"seen": seen})
-    httpd = _Server(("127.0.0.1", 0), functools.partial(handler, directory=str(root)))
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield Server(root, f"http://127.0.0.1:{httpd.server_address[1]}", seen)
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join(timeout=10)
+    with serve(tmp_path / "www") as running:
+        yield running
 
 
 # --------------------------------------------------------------------------- fixture downloads
 
 
-def md5(path: Path) -> str:
-    return hashlib.md5(path.read_bytes()).hexdigest()
-
-
-def zip_folder(folder: Path, archive: Path) -> Path:
-    with zipfile.ZipFile(archive, "w") as out:
-        for path in sorted(folder.rglob("*")):
-            out.write(path, path.relative_to(folder.parent))
-    return archive
-
-
 def kvasir_download(server: Server, work: Path) -> PublicPlan:
     """A tiny Kvasir-SEG zip (Kvasir-SEG/images/*.jpg, masks/*.jpg) and the split lists,
     served as the registry's three files are."""
-    top = work / "Kvasir-SEG"
-    for seed, key in enumerate(IDS):
-        rgb(top / "images" / f"{key}.jpg", seed=seed)
-        mask(top / "masks" / f"{key}.jpg", x0=2 + seed % 3)
-    archive = zip_folder(top, server.root / "kvasir-seg.zip")
-    (server.root / "train.txt").write_text("\n".join(TRAIN) + "\n")
-    (server.root / "val.txt").write_text("\n".join(VAL) + "\n")
+    archive = kvasir_archive(work, server.root, TRAIN, VAL)
     return PublicPlan(
         "kvasir",
         (
@@ -106,14 +52,6 @@ def kvasir_download(server: Server, work: Path) -> PublicPlan:
 @pytest.fixture
 def kvasir(server: Server, tmp_path: Path) -> PublicPlan:
     return kvasir_download(server, tmp_path / "src")
-
-
-def use_plan(monkeypatch: pytest.MonkeyPatch, plan: PublicPlan) -> None:
-    """Make the registry answer `plan` for its dataset (the CLI reads it through `remote`)."""
-    real = remote.download_plan
-    monkeypatch.setattr(
-        remote, "download_plan", lambda spec: plan if spec.name == plan.name else real(spec)
-    )
 
 
 def error_line(err: str) -> str:

@@ -43,6 +43,7 @@ def results_table(metrics: dict, title: str) -> Table:
         table.add_row(Text(f"{name} (OOD)"), "-", "not scored", *["-"] * (len(columns) - 3))
     if absent:
         table.caption = Text("\n".join(f"{name}: {why}" for name, why in absent.items()))
+        table.caption_justify = "left"
     return table
 
 
