@@ -15,11 +15,12 @@ setup:  ## create .venv and install genseg with its dependencies (torch from the
 
 # The main job: GenSeg on Kvasir-SEG with 40 labels (a public archive, fetched when missing).
 MAIN_DATA  := kvasir
+MAIN_SIZE  := 256# long side of the prepared images, as in ../shared/datasets (the archive's reach 1920 px)
 MAIN_JOB   ?= dataset=$(MAIN_DATA) n_labeled=40 method=genseg
 TRAIN_ARGS ?=# more overrides, e.g. TRAIN_ARGS="profile=debug" for a smoke run
 
 train:  ## the main job: fetch Kvasir-SEG unless GENSEG_DATA_DIR has it, check it, train GenSeg, print the results table
-	$(BIN)/genseg data download $(MAIN_DATA) --to "$(GENSEG_DATA_DIR)"
+	$(BIN)/genseg data download $(MAIN_DATA) --to "$(GENSEG_DATA_DIR)" --max-size $(MAIN_SIZE)
 	$(BIN)/genseg data check $(MAIN_DATA) --data-dir "$(GENSEG_DATA_DIR)"
 	$(BIN)/genseg train $(MAIN_JOB) $(TRAIN_ARGS)
 

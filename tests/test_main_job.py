@@ -107,6 +107,7 @@ def test_make_train_runs_from_an_empty_data_dir_to_the_results_table(
         ["train", "dataset=kvasir"],
     ]
     assert commands[2][3:5] == ["n_labeled=40", "method=genseg"]  # the main job, as documented
+    assert commands[0][-2:] == ["--max-size", "256"]  # the size of the copy CI reads
     stdout = ""
     for argv in commands:
         code, out = run_line(argv, env)
