@@ -165,6 +165,8 @@ def busy_run_untouched(tmp: Path) -> None:
 
 
 CHECK = ("data", "check", "folder", "--root", "{bad}")
+# a committed grid with out-of-domain sets: its report is wider than 80 columns
+OOD_GRID = Path(__file__).parents[2] / "results" / "genseg_t1_vs_baselines_jsrt_ph2" / "runs.csv"
 SWEEP = ("train", "-m", *TRAIN[1:], *ON_SET[:3], "trainer.steps=2", "hydra.sweep.dir={tmp}/sw")
 ROWS = [
     # --- silent wrong results: now refused, or read right and said ----------------------------
@@ -244,6 +246,11 @@ ROWS = [
         ("predict", "run_dir={run}", "input={tmp}/scan.nii.gz", "output={tmp}/m"), 2,
         ("input={tmp}/scan.nii.gz is not one of the images (.png, .jpg, ...)",),
         setup=a_volume),
+    # --- what a narrow terminal shows --------------------------------------------------------
+    Row("report-at-80-columns", "a report with out-of-domain sets at 80 columns",
+        ("report", f"runs_csv={OOD_GRID}", "out={tmp}/r"), 0,
+        ("dermquest Dice", "0.5091 ± 0.0921", "Δ dermquest Dice", "-0.0393 ± 0.0829 (1/3)"),
+        env={"COLUMNS": "80"}),
     # --- results that cannot be written: said before the work -------------------------------
     Row("evaluate-read-only-run", "a run folder where evaluate/ cannot be written",
         ("evaluate", "run_dir={tmp}/ro"), 2,

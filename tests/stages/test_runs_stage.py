@@ -131,3 +131,29 @@ def test_runs_shows_iou_where_it_is_the_headline_metric(tmp_path: Path, capsys, 
     assert rows["folder"].split()[5:7] == ["Dice", "IoU"]
     assert rows["ph2_run"].split()[5:7] == ["0.9000", "0.8100"]
     assert rows["jsrt_run"].split()[5:7] == ["0.8000", "1m00s"]  # no IoU for a Dice dataset
+
+
+def test_runs_at_80_columns_fold_the_variant_and_folder_never_cut_them(
+    tmp_path: Path, capsys, monkeypatch
+):
+    monkeypatch.setenv("COLUMNS", "80")
+    deep = tmp_path / "a_sweep_with_a_long_name" / "jsrt_unet_genseg_n9_s0_20250101-120000"
+    fake_run(deep, method="genseg", overrides=["optim.optimizer.lr=0.002", "mlo.arch_lr=0.02"])
+    fake_run(tmp_path / "plain", method="genseg")
+    assert genseg_runs(str(tmp_path)) == 0
+    out = capsys.readouterr().out
+    table = out.split("start weights: none\n", 1)[1]  # the title lines wrap as the shell does
+    assert "…" not in table and all(len(line) <= 80 for line in table.splitlines())
+    lines = table.splitlines()
+    header = next(line for line in lines if line.startswith("status"))
+    method, n_column, folder = (
+        header.index("method"),
+        header.index(" n ") + 1,
+        header.index("folder"),
+    )
+    rows = lines[lines.index(header) + 2 :]
+    # the folded pieces of each column, read back in order
+    methods = "".join(line[method:n_column].strip() for line in rows)
+    folders = "".join(line[folder:].strip() for line in rows)
+    assert str(deep.relative_to(tmp_path)) in folders
+    assert "[mlo.arch_lr=0.02optim.optimizer.lr=0.002]" in methods

@@ -68,9 +68,10 @@ USAGE = (
     "  duplicates  two finished runs of one config and seed: error (default; names both\n"
     "              folders) or newest (keeps the run whose metrics.json is newest, lists the\n"
     "              others as skipped)\n"
-    "  view        tables (default): the report's tables and figures; goal: per dataset, the method's per-seed\n"
-    "              difference to two references (reference=baseline,separate) on the mean over\n"
-    "              test sets, and whether it is above both in at least `wins` seeds (default 2);\n"
+    "  view        tables (default): the report's tables and figures; goal: per dataset, the\n"
+    "              method's per-seed difference to two references (reference=baseline,separate)\n"
+    "              on the mean over test sets, and whether it is above both in at least `wins`\n"
+    "              seeds (default 2);\n"
     "              upper_moves: each run's upper-level parameters, first and last logged value.\n"
     "              A view writes <out>/<view>.md only\n"
     "Overrides given to every run are named once in the header, not in method labels; runs of\n"
@@ -197,6 +198,34 @@ def rich_table(frame: pd.DataFrame, title: str) -> Table:
     return table
 
 
+def column_pages(frame: pd.DataFrame, width: int) -> list[list[str]]:
+    """The frame's columns in groups that each fit `width` beside the key columns (dataset,
+    method, ...), which every group repeats: a narrow terminal gets more tables, never a number
+    cut or a column dropped."""
+    keys = [c for c in frame.columns if c in (*KEYS[:3], "method", "reference")]
+    rest = [c for c in frame.columns if c not in keys]
+
+    def size(column: str) -> int:  # the cell, its header and rich's padding
+        longest = max([len(str(v)) for v in frame[column]] + [1])
+        return max(min(longest, 40), len(TERSE.get(column, column))) + 3
+
+    room = width - sum(size(c) for c in keys)
+    pages: list[list[str]] = [[]]
+    for column in rest:
+        if pages[-1] and sum(size(c) for c in pages[-1]) + size(column) > room:
+            pages.append([])
+        pages[-1].append(column)
+    return [keys + page for page in pages]
+
+
+def print_table(console: Console, frame: pd.DataFrame, title: str) -> None:
+    """`rich_table` of the frame, in as many tables as the terminal's width needs."""
+    pages = column_pages(frame, console.width)
+    for i, columns in enumerate(pages, 1):
+        part = f" ({i}/{len(pages)})" if len(pages) > 1 else ""
+        console.print(rich_table(frame[columns], title + part))
+
+
 def skipped_message(skipped: list[SkippedRun], limit: int = 5) -> str:
     shown = "; ".join(f"{s.path}: {s.reason}" for s in skipped[:limit])
     return shown + (f"; ... {len(skipped) - limit} more" if len(skipped) > limit else "")
@@ -285,21 +314,21 @@ def main(args: list[str]) -> int:
     terse = shown[
         [c for c in shown.columns if not c.endswith((" IoU", "(s)", "HD95 (mm)", "tstr"))]
     ]
-    console.print(
-        rich_table(terse, f"{len(runs)} finished runs under {sweep} (all columns: summary.md)")
+    print_table(
+        console, terse, f"{len(runs)} finished runs under {sweep} (all columns: summary.md)"
     )
     if not pairs.empty:
         # the reference is in the title; its column only when a variant has its own
         terse_pairs = shown_pairs
         if shown_pairs["reference"].nunique() == 1:
             terse_pairs = shown_pairs.drop(columns="reference")
-        console.print(rich_table(terse_pairs, f"paired differences to {reference}"))
+        print_table(console, terse_pairs, f"paired differences to {reference}")
     if not factors.empty:
         title = f"label efficiency of {method} over {reference}"
         shown_factors = factors[
             [c for c in factors.columns if c in shown_keys(shared) or c not in KEYS]
         ]
-        console.print(rich_table(shown_factors.map(fmt), title))
+        print_table(console, shown_factors.map(fmt), title)
     if skipped:
         console.print(f"[yellow]{len(skipped)} skipped run(s):[/yellow]")
         for s in skipped:

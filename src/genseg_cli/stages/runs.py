@@ -88,7 +88,8 @@ def runs_table(entries: list[RunEntry], width: int = 100) -> Table:
     """One line per run; cells are plain Text (a variant's [brackets] are not rich markup).
 
     The short columns keep their full width; the method and the folder share what is left of
-    `width` and end in an ellipsis when they do not fit (COLUMNS=200 shows them whole)."""
+    `width` and fold onto more lines when they do not fit: a variant or a folder is never cut
+    (it is what tells two runs apart)."""
     with_iou = any(e.headline == "iou" for e in entries)
     columns = ["status", "dataset", "method", "n", "seed", "Dice", *(["IoU"] * with_iou)]
     columns += ["time", "started", "folder"]
@@ -129,14 +130,11 @@ def runs_table(entries: list[RunEntry], width: int = 100) -> Table:
         table.add_column(
             name,
             justify="right" if name in ("n", "seed", "Dice", "IoU", "time") else "left",
-            no_wrap=True,
-            overflow="ellipsis",
+            no_wrap=i not in elastic,
+            overflow="fold",
             width=widths.get(i, widest[i]),
         )
     for row in rows:
-        # a folder's end (seed, time stamp) tells runs apart: cut a long one at its start
-        if len(row[-1]) > folder_w:
-            row[-1] = "…" + row[-1][len(row[-1]) - folder_w + 1 :]
         style = COLORS.get(row[0], "")
         table.add_row(Text(row[0], style=style), *(Text(cell) for cell in row[1:]))
     return table
