@@ -82,9 +82,12 @@ def code_commit() -> str:
         sha = _git(package, "rev-parse", "HEAD")
         dirty = _git(package, "status", "--porcelain", "--untracked-files=no", "--", *watched)
     except (OSError, subprocess.SubprocessError):
-        from genseg_cli import __version__
+        from importlib.metadata import PackageNotFoundError, version
 
-        return f"release {__version__}"
+        try:
+            return f"release {version('genseg-cli')}"
+        except PackageNotFoundError:
+            return "unknown"
     return sha + ("+dirty" if dirty else "")
 
 
