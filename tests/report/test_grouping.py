@@ -166,7 +166,7 @@ def curve_runs(root: Path, method: str, points: dict[int, float], overrides=()) 
 
 
 def test_efficiency_on_a_sweep_where_every_run_shares_overrides(tmp_path: Path):
-    """Like reproduce_paper.sh's ISIC grid (trainer.steps=10000 for every run)."""
+    """Like the paper's ISIC grid (trainer.steps=10000 for every run)."""
     shared = ["profile=paper", "trainer.steps=10000"]
     curve_runs(tmp_path, "baseline", {9: 0.5, 35: 0.75}, shared)
     curve_runs(tmp_path, "genseg", {9: 0.625, 35: 0.9}, shared)
