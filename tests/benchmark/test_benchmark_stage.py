@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -17,18 +18,21 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def finished(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def finished(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     from tests.conftest import DATA_DIR
 
     for name in ("jsrt", "ph2", "nlm_mc"):
         if not (DATA_DIR / name / "images").is_dir():
             pytest.skip(f"real dataset {name} not found in {DATA_DIR}")
     out = tmp_path_factory.mktemp("bench")
-    # eight short trainings, each its own process: longer than genseg()'s 300 s on a busy machine
-    command = [GENSEG, "benchmark", "suite=smoke", f"out={out}"]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=1800)
-    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
-    return out
+    with pytest.MonkeyPatch.context() as patch:
+        # one code version for every run, whatever is committed meanwhile in this checkout
+        patch.setenv("GENSEG_CODE_VERSION", "benchmark-test")
+        # eight short trainings, each its own process: longer than genseg()'s 300 s when busy
+        command = [GENSEG, "benchmark", "suite=smoke", f"out={out}"]
+        result = subprocess.run(command, capture_output=True, text=True, timeout=1800)
+        assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+        yield out
 
 
 def test_every_block_runs_every_method_and_the_table_pairs_them(finished: Path) -> None:

@@ -12,6 +12,7 @@ and the benchmark pairs two runs only when their fingerprints agree on BLOCK_KEY
 from __future__ import annotations
 
 import functools
+import os
 import platform
 import subprocess
 from pathlib import Path
@@ -74,7 +75,10 @@ def _git(package: Path, *args: str) -> str:
 @functools.cache
 def code_commit() -> str:
     """The git commit of the installed package's checkout ('+dirty' when its code or configs
-    have uncommitted changes), or 'release <version>' for an installed wheel."""
+    have uncommitted changes), or 'release <version>' for an installed wheel.
+    GENSEG_CODE_VERSION, when set, is recorded instead (a copy without git history, a test)."""
+    if os.environ.get("GENSEG_CODE_VERSION"):
+        return os.environ["GENSEG_CODE_VERSION"]
     package = Path(__file__).resolve().parents[1]
     # what decides the numbers: the package and its config tree (not docs or results)
     watched = [str(package), str(package.parents[1] / "conf")]
