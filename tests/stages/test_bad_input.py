@@ -377,11 +377,12 @@ def test_evaluate_takes_one_folder_without_brackets_and_never_overwrites(
 ):
     from genseg_cli import cli
 
-    run = tmp_path / "run"
+    run, other = tmp_path / "run", tmp_path / "copy" / "my_set"
     shutil.copytree(finished_run, run)
+    shutil.copytree(good_set, other)  # the run's own folder would be scored as its test split
     written = []
     for _ in range(2):
-        assert cli.main(["evaluate", f"run_dir={run}", f"datasets={good_set}"]) == 0
+        assert cli.main(["evaluate", f"run_dir={run}", f"datasets={other}"]) == 0
         said = " ".join(capsys.readouterr().out.split())
         written.append(said.split("wrote ", 1)[1].split(" and ", 1)[0])
     assert written[0] != written[1]  # a new folder per call, and the command says which

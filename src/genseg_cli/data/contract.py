@@ -208,13 +208,13 @@ def check_channels(entry: DictConfig, report: ContractReport, root: Path) -> Non
     grey, colour = grey_and_colour(report)
     if entry.channels == 1 and colour:
         raise GensegError(
-            f"{root / 'images'}: {len(colour)} images are colour ({_ids(colour)}) but "
-            "dataset.channels=1; set dataset.channels=3 or convert the images to grey"
+            f"{root}: {len(colour)} images are colour but dataset.channels=1 ({_ids(colour)}); "
+            "set dataset.channels=3 or convert the images to grey"
         )
     if entry.channels == 3 and grey:
         raise GensegError(
-            f"{root / 'images'}: {len(grey)} images are grey ({_ids(grey)}) but "
-            "dataset.channels=3; set dataset.channels=1 or convert the images to RGB"
+            f"{root}: {len(grey)} images are grey but dataset.channels=3 ({_ids(grey)}); set "
+            "dataset.channels=1 or convert the images to RGB"
         )
 
 
