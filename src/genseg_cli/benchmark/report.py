@@ -102,3 +102,42 @@ def recorded_runs(suite: Suite, tables: Path) -> pd.DataFrame:
     counts = runs.groupby("block").method.nunique()
     complete = counts[counts == len(suite.methods)].index
     return runs[runs.block.isin(complete)].reset_index(drop=True)
+
+
+def glance_section(markdown: str) -> str:
+    """The first at-a-glance table of benchmark.md (kept checkpoint) with its header line."""
+    lines = markdown.splitlines()
+    starts = [i for i, line in enumerate(lines) if line.startswith("## Scored with")]
+    if not starts:
+        return lines[2] if len(lines) > 2 else ""
+    end = next((i for i in range(starts[0] + 2, len(lines)) if not lines[i].startswith("|")), None)
+    title = lines[starts[0]].removeprefix("## ")
+    return "\n".join([lines[2], "", f"**{title}**", *lines[starts[0] + 1 : end]])
+
+
+def readme_markers(readme: Path, suite: str) -> tuple[str, str]:
+    """The suite's marker pair in `readme`; a GensegError when the file or a marker is missing."""
+    start, end = f"<!-- benchmark:{suite} -->", f"<!-- /benchmark:{suite} -->"
+    try:
+        text = readme.read_text()
+    except OSError as err:
+        raise GensegError(f"readme={readme}: cannot be read ({err.strerror})") from None
+    if start not in text or end not in text.split(start, 1)[1]:
+        raise GensegError(
+            f"readme={readme}: no `{start}` ... `{end}` markers; add them where the table goes"
+        )
+    return start, end
+
+
+def paste_into_readme(readme: Path, suite: str, markdown: str, tables: Path) -> None:
+    """Replace what lies between `<!-- benchmark:SUITE -->` and `<!-- /benchmark:SUITE -->` in
+    `readme` with the suite's at-a-glance table; nothing else of the file changes."""
+    start, end = readme_markers(readme, suite)
+    head, rest = readme.read_text().split(start, 1)
+    _, tail = rest.split(end, 1)
+    where = (
+        f"Made by `genseg benchmark suite={suite} --report readme={readme.name}` "
+        f"from `{tables}/benchmark.md`."
+    )
+    body = f"{start}\n{glance_section(markdown)}\n\n{where}\n{end}"
+    readme.write_text(head + body + tail)

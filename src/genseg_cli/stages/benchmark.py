@@ -17,7 +17,12 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from genseg_cli.benchmark.report import recorded_runs, write_report
+from genseg_cli.benchmark.report import (
+    paste_into_readme,
+    readme_markers,
+    recorded_runs,
+    write_report,
+)
 from genseg_cli.benchmark.runner import run_local, submit_slurm
 from genseg_cli.benchmark.state import (
     MACHINE_KEYS,
@@ -51,6 +56,7 @@ SPEC = {
         "local", str, ("local", "slurm"), help="local processes | a Slurm job per block"
     ),
     "slurm": Arg(None, None, help="submitit parameters, e.g. {partition: gpu, timeout_min: 600}"),
+    "readme": Arg(None, str, help="also paste the table between this file's benchmark markers"),
     "restart_foreign": Arg(False, bool, help="rerun here the blocks started on another machine"),
 }
 
@@ -131,6 +137,8 @@ def main(args: list[str]) -> int:
     tables = Path(cfg.tables) if cfg.tables else out / "tables"
     jobs = int(cfg.jobs or suite.jobs)
     blocks = suite.blocks(chosen_seeds(suite, cfg.seeds))
+    if cfg.readme:
+        readme_markers(Path(cfg.readme), suite.name)  # before hours of training, not after
     console = Console()
     recorded = recorded_runs(suite, tables)
     machines = {
@@ -163,6 +171,9 @@ def main(args: list[str]) -> int:
             console.print(f"[yellow]skipped[/yellow] {state.block.name}: {state.why}")
     text = write_report(suite, out, tables, blocks)
     print(text)  # markdown as written to benchmark.md, unwrapped
+    if cfg.readme:
+        paste_into_readme(Path(cfg.readme), suite.name, text, tables)
+        console.print(f"table pasted into {cfg.readme}")
     console.print(f"tables written to {tables}")
     if "--report" not in flags and outcome.failed:
         console.print(f"[red]failed runs[/red] (logs under {out / 'logs'}):")
