@@ -130,14 +130,14 @@ def run_block_serially(suite: Suite, out: Path, block: Block) -> list[str]:
     return failed
 
 
-def submit_slurm(suite: Suite, out: Path, todo: list[BlockState], slurm: dict) -> list[str]:
-    """One submitit job per block (one machine per block); returns the job ids. `slurm` holds
-    submitit's parameters (partition, timeout_min, gpus_per_node, cpus_per_task, ...)."""
+def submit_slurm(suite: Suite, out: Path, todo: list[BlockState], slurm: dict) -> list:
+    """One submitit job per block (one machine per block); returns submitit's jobs (each job's
+    result: its failed runs). `slurm` holds submitit's parameters (slurm_partition, timeout_min,
+    gpus_per_node, cpus_per_task, ...)."""
     import submitit  # only when Slurm is asked for
 
     executor = submitit.AutoExecutor(
         folder=out / "slurm" / "%j", cluster=slurm.pop("cluster", None)
     )
     executor.update_parameters(name=f"genseg-{suite.name}", **slurm)
-    jobs = [executor.submit(run_block_serially, suite, out, s.block) for s in todo]
-    return [str(job.job_id) for job in jobs]
+    return [executor.submit(run_block_serially, suite, out, s.block) for s in todo]

@@ -156,7 +156,7 @@ def main(args: list[str]) -> int:
         todo = to_run(states, bool(cfg.restart_foreign), cfg.blocks)
         if cfg.launcher == "slurm":
             slurm = dict(cfg.slurm or {})
-            ids = submit_slurm(suite, out, todo, slurm)
+            ids = [str(job.job_id) for job in submit_slurm(suite, out, todo, slurm)]
             console.print(f"submitted {len(ids)} block(s) to Slurm: {', '.join(ids)}")
             console.print(f"when they finish: genseg benchmark suite={cfg.suite} --report")
             return 0
