@@ -13,6 +13,7 @@ import logging
 import os
 from pathlib import Path
 
+from omegaconf import OmegaConf
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
@@ -155,7 +156,12 @@ def main(args: list[str]) -> int:
             set_aside_foreign(out, states)
         todo = to_run(states, bool(cfg.restart_foreign), cfg.blocks)
         if cfg.launcher == "slurm":
-            slurm = dict(cfg.slurm or {})
+            slurm = OmegaConf.to_container(cfg.slurm) if cfg.slurm else {}
+            if not isinstance(slurm, dict):
+                raise GensegError(
+                    f"genseg benchmark: slurm={cfg.slurm}: give a mapping, e.g. "
+                    "slurm='{slurm_partition: gpu, timeout_min: 600}'"
+                )
             ids = [str(job.job_id) for job in submit_slurm(suite, out, todo, slurm)]
             console.print(f"submitted {len(ids)} block(s) to Slurm: {', '.join(ids)}")
             console.print(f"when they finish: genseg benchmark suite={cfg.suite} --report")
