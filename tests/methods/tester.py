@@ -193,8 +193,8 @@ class MethodTester:
         cfg = self.config("separate")
         own = {k: v.clone() for k, v in method.segmenter.state_dict().items()}
         calls = []
-        synthesise = method.synthesise
-        monkeypatch.setattr(method, "synthesise", lambda m: calls.append(m.shape) or synthesise(m))
+        pairs = method.synthetic_pairs
+        monkeypatch.setattr(method, "synthetic_pairs", lambda m: calls.append(m.shape) or pairs(m))
         result = train_on_synthetic_test_on_real(cfg, method, data, steps=3)
         assert len(calls) == 3 and calls[0][0] == method.spec.batch_size
         assert result["test"]["n"] == len(data.test) and 0 <= result["test"]["dice_mean"] <= 1

@@ -96,6 +96,10 @@ SSL: dict[str, Rule] = {
     "ssl.cutmix": Rule(number(0.0, 1.0, optional=True, closed=True), "ssl.cutmix=0.5"),
     "ssl.dice_weight": Rule(at_least(0.0, optional=True), "ssl.dice_weight=1 (0: off)"),
     "ssl.dims": Rule(one_of(2, 3), "ssl.dims=${dataset.dims}"),
+    "ssl.review_weight": Rule(at_least(0.0), "ssl.review_weight=0.5 (0: no review)"),
+    "ssl.temperature": Rule(number(0.0), "ssl.temperature=0.1"),
+    "ssl.view_difference": Rule(at_least(0.0), "ssl.view_difference=0.5 (0: off)"),
+    "ssl.epsilon": Rule(number(0.0), "ssl.epsilon=0.04"),
     **{
         f"ssl.perturbation.{key}": Rule(check, f"ssl.perturbation.{key}=0.4")
         for key, check in PERTURBATION.items()
@@ -155,6 +159,9 @@ GENERATOR: dict[str, Rule] = {
     ),
     "generator.width": Rule(whole(1), "generator.width=16"),
     "generator.depth": Rule(whole(1), "generator.depth=3"),
+    "generator.model.latent": Rule(whole(1), "generator.model.latent=128"),
+    "generator.critic_steps": Rule(whole(1), "generator.critic_steps=5"),
+    "generator.gp_weight": Rule(at_least(0.0), "generator.gp_weight=10"),
 }
 
 OTHER: dict[str, Rule] = {
@@ -281,6 +288,32 @@ def _check_generator_size(cfg: DictConfig) -> None:
     )
 
 
+PIX2PIX = "genseg_cli.generators.pix2pix.Pix2PixRecipe"  # a generator config without _target_
+
+
+def _check_recipe(cfg: DictConfig) -> None:
+    """The generator recipe's capabilities against the method and the data."""
+    from hydra.utils import get_class
+
+    try:
+        recipe = get_class(cfg.generator.get("_target_", PIX2PIX))
+    except Exception:  # noqa: BLE001 - a wrong _target_ is Hydra's to name when the run builds it
+        return
+    name, dims = cfg.generator.get("name"), int(cfg.dataset.dims)
+    if dims not in getattr(recipe, "supported_dims", (2, 3)):
+        raise GensegError(
+            f"generator={name} makes {' or '.join(f'{d}D' for d in recipe.supported_dims)} "
+            f"data, not the {dims}D data of dataset={cfg.dataset.name}; use generator=searchable"
+        )
+    # genseg's upper level moves the generator through the images it makes for the masks genseg
+    # draws; a recipe that draws its own (thresholded) masks gives it no such path
+    if "mlo" in cfg.method and getattr(recipe, "makes_masks", False):
+        raise GensegError(
+            f"method=genseg needs a mask-conditioned generator, and generator={name} makes its "
+            f"own masks; train method=separate generator={name}"
+        )
+
+
 def check_combinations(cfg: DictConfig) -> None:
     """Refuse values that are valid one by one but do nothing, or cannot be built, together."""
     method = cfg.method
@@ -300,6 +333,7 @@ def check_combinations(cfg: DictConfig) -> None:
                 f"generator.model.base_width={model.base_width}; raise max_width"
             )
         _check_generator_size(cfg)
+        _check_recipe(cfg)
     if "mlo" in method:
         _check_genseg(cfg)
     ssl = cfg.get("ssl")

@@ -13,7 +13,7 @@ from genseg_cli.core.errors import GensegError
 from genseg_cli.core.files import load_torch
 from genseg_cli.core.runtime import Runtime, resolve_runtime
 from genseg_cli.data.spec import DataSpec
-from genseg_cli.generators.base import build_recipe
+from genseg_cli.generators.base import GeneratorRecipe, build_recipe
 from genseg_cli.nets.segmenters import build_segmenter
 
 
@@ -90,6 +90,11 @@ def without_starting_weights(backbone: DictConfig) -> DictConfig:
 
 def load_generator(run: TrainedRun) -> nn.Module:
     """The run's final generator (eval mode); only separate and genseg runs have one."""
+    return load_recipe(run).generator
+
+
+def load_recipe(run: TrainedRun) -> GeneratorRecipe:
+    """The run's generator recipe with its final networks, the generator in eval mode."""
     path = run.run_dir / "checkpoints" / "generator.pt"
     if not path.is_file():
         raise GensegError(
@@ -100,4 +105,5 @@ def load_generator(run: TrainedRun) -> nn.Module:
     # lr 0: nothing is trained here; the recipe's optimisers only exist because it owns them
     recipe = build_recipe(OmegaConf.create(state["config"]), run.spec, run.runtime, lr=0.0)
     recipe.load_networks(state)
-    return recipe.generator.eval()
+    recipe.generator.eval()
+    return recipe

@@ -3,10 +3,11 @@
 After a separate/genseg run, a fresh segmenter (the run's backbone, optimiser recipe and batch
 size) is trained for `evaluation.tstr_steps` steps on synthetic pairs only: new masks made from
 the labelled train masks by the run's `mask_augment` group, images made from them by the run's
-final generator, frozen as `separate` freezes it. Its Dice on the real test set says how much of
-what the segmenter needs the synthetic pairs carry on their own: a generator that draws smooth
-blobs scores near zero however good the run's own segmenter is. Runs after the run's own scoring,
-from its own seed, so it never changes the run's results.
+final generator (or the generator's own pairs, when it makes its masks), frozen as `separate`
+freezes it. Its Dice on the real test set says how much of what the segmenter needs the
+synthetic pairs carry on their own: a generator that draws smooth blobs scores near zero
+however good the run's own segmenter is. Runs after the run's own scoring, from its own seed, so
+it never changes the run's results.
 """
 
 from __future__ import annotations
@@ -46,8 +47,8 @@ def train_on_synthetic_test_on_real(
         for batch in masks_only:
             new_masks = batch["new_mask"].to(runtime.device)
             with torch.no_grad():  # closed before the yield: the consumer needs gradients
-                images = method.synthesise(new_masks)
-            yield images, new_masks
+                images, masks = method.synthetic_pairs(new_masks)
+            yield images, masks
 
     result = train_fresh_and_score(cfg, method, data, steps, synthetic_pairs())
     log.info(

@@ -6,11 +6,17 @@ to this interface, so a new generator (a diffusion model, a VAE, a WGAN that mak
 together) is a new recipe and a `conf/generator/<name>.yaml` whose `_target_` names it; no method
 changes. `genseg_cli.generators.template` is a commented example to start from.
 
+The methods ask a recipe for synthetic pairs, never for images alone: `pairs(masks)` gives
+(images, masks). A mask-conditioned recipe makes images for the new masks the run drew; a recipe
+that makes its own masks (`makes_masks = True`: a WGAN drawing image and mask from noise) returns
+as many pairs of its own and only counts the masks it was handed.
+
 The lifecycle, as the methods drive it:
     recipe = build_recipe(cfg.generator, spec, runtime, pretrain.lr)
     recipe.pretrain_step(masks, images[, unlabeled]) * pretrain.steps   # real pairs, first
     recipe.set_learning_rate(end_to_end_lr)                # genseg: slower once the loop starts
     fake = recipe.synthesise(masks)                        # autocast, for the segmenter
+    images, masks = recipe.pairs(new_masks)                # separate, TSTR, genseg generate
     recipe.train_step(masks, images, fake[, unlabeled])    # genseg: keeps training on real pairs
     recipe.synthesise(masks, exact=True)                   # fp32 in the graph: hypergradient path
 """
@@ -39,6 +45,10 @@ class GeneratorRecipe(ABC):
     """
 
     name = "recipe"
+    # True: the recipe draws its own masks with its images (pairs from noise); methods whose
+    # upper level differentiates through images made for given masks (genseg) refuse it
+    makes_masks = False
+    supported_dims: tuple[int, ...] = (2, 3)  # 2: images, 3: volumes (pre-flight checks it)
 
     def __init__(self, *, config: DictConfig, spec: DataSpec, runtime: Runtime, lr: float) -> None:
         self.config = config
@@ -101,6 +111,12 @@ class GeneratorRecipe(ABC):
             images = images.contiguous(memory_format=torch.channels_last)
         return images
 
+    def pairs(self, masks: Tensor, exact: bool = False) -> tuple[Tensor, Tensor]:
+        """(images, masks) for the segmenter, one pair per mask of `masks` (N, mask_channels,
+        *spatial): here the images `synthesise` makes for those masks; a recipe that
+        `makes_masks` returns N pairs of its own, its masks binary (one-hot for label maps)."""
+        return self.synthesise(masks, exact=exact), masks
+
     @torch.no_grad()
     def preview(self, masks: Tensor) -> Tensor:
         """Images for preview grids: eval mode for this one pass, then back to the old mode."""
@@ -109,6 +125,11 @@ class GeneratorRecipe(ABC):
         images = self.synthesise(masks)
         self.generator.train(was_training)
         return images
+
+    def preview_pairs(self, masks: Tensor) -> tuple[Tensor, Tensor]:
+        """(images, masks) for preview grids: `preview`'s images for `masks`; a recipe that
+        makes its own masks shows pairs of its own (the same ones at every preview)."""
+        return self.preview(masks), masks
 
     # ----- parameters the levels above may move ----------------------------------------------
     def weight_parameters(self) -> list[nn.Parameter]:

@@ -171,6 +171,10 @@ class Method:
         loss = real_plus_synthetic_loss(self.loss, labelled, masks, n_real, synthetic_weight)
         losses = {"loss/seg": float(loss.detach())}
         if context is not None:
+            term = self.unlabeled.labelled_term(labelled[:n_real], masks[:n_real], context)
+            if term is not None:  # an objective's own term on the real pairs (MCF)
+                loss = loss + term[0]
+                losses.update(term[1])
             unlabeled_loss, logs = self.unlabeled.loss(logits[n_labelled:], context)
             weight = self.unlabeled.weight()
             loss = loss + weight * unlabeled_loss

@@ -23,7 +23,8 @@ class Separate(SyntheticDataMethod):
         images, masks = self.to_device(batch)
         new_masks = batch["new_mask"].to(self.runtime.device)
         with torch.no_grad(), record_function(GENERATOR_FORWARD):
-            synthetic = self.synthesise(new_masks)
+            # the recipe's pairs: images for the drawn masks, or pairs it makes whole (wgan)
+            synthetic, new_masks = self.synthetic_pairs(new_masks)
             synthetic = self.jittered(synthetic, self.draw_jitter(new_masks.shape[0]))
         return self.segmentation_update(
             images,

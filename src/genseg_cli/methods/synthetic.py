@@ -68,6 +68,11 @@ class SyntheticDataMethod(Method):
         """Generator images for `masks`, in the segmenter's memory format."""
         return self.recipe.synthesise(masks)
 
+    def synthetic_pairs(self, masks: Tensor) -> tuple[Tensor, Tensor]:
+        """(images, masks) from the recipe for the drawn new `masks`: the generator's images for
+        them, or as many pairs of the recipe's own when it makes its masks (`makes_masks`)."""
+        return self.recipe.pairs(masks)
+
     def draw_jitter(self, n: int) -> tuple[Tensor, Tensor] | None:
         """Jitter parameters for n synthetic images (None without jitter); draw once per use so
         that every pass over the same synthetic batch sees the same images."""
@@ -143,11 +148,9 @@ class SyntheticDataMethod(Method):
         self.save_preview(context.run_dir / "synthetic_pretrained.png", when)
 
     def save_preview(self, path: Path, title: str) -> None:
-        synthetic = self.recipe.preview(self.preview_masks)
+        synthetic, masks = self.recipe.preview_pairs(self.preview_masks)
         reference = self.reference
-        save_preview(
-            path, self.preview_masks, synthetic, reference["mask"], reference["image"], title
-        )
+        save_preview(path, masks, synthetic, reference["mask"], reference["image"], title)
 
     def stateful(self) -> dict:
         return {**super().stateful(), **self.recipe.stateful()}

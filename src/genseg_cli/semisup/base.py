@@ -5,7 +5,8 @@ update does, in this order:
 
     student_inputs, context = objective.prepare(segmenter, unlabeled, images, masks)  # no grad
     logits = segmenter(cat([labelled inputs, student_inputs]))    # one pass: shared BN stats
-    loss = supervised(logits[:n]) + objective.weight() * objective.loss(logits[n:], context)
+    loss = supervised(logits[:n]) + objective.labelled_term(real pairs' logits, masks, context)
+    loss += objective.weight() * objective.loss(logits[n:], context)
     ... backward, optimiser step ...
     objective.after_step(segmenter, context)   # EMA teacher, a second network's own update
 
@@ -101,6 +102,15 @@ class UnlabeledObjective(ABC):
         self, segmenter: nn.Module, unlabeled: Tensor, images: Tensor, masks: Tensor
     ) -> tuple[Tensor, dict[str, Any]]:
         """(the student's inputs for this step, what `loss` needs); runs without gradients."""
+
+    def labelled_term(
+        self, logits: Tensor, masks: Tensor, context: dict[str, Any]
+    ) -> tuple[Tensor, dict[str, float]] | None:
+        """Called before `loss` with the segmenter's logits on the step's real labelled pairs
+        (in the graph) and their masks: (an unramped term for the segmenter's loss, logs), or
+        None. Most objectives have none; MCF reviews where its two networks disagree here, and
+        an objective may keep the logits in `context` for `loss`."""
+        return None
 
     @abstractmethod
     def loss(self, logits: Tensor, context: dict[str, Any]) -> tuple[Tensor, dict[str, float]]:

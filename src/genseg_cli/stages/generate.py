@@ -1,7 +1,8 @@
 """`genseg generate run_dir=RUN n=500 out=DIR [format=standard|nnunet]`: synthetic pairs.
 
 Masks are made by the run's mask_augment pipeline from its own training masks; images by its
-trained generator (separate or genseg runs). 2D runs write PNG pairs (images/, masks/);
+trained generator (separate or genseg runs). A generator that makes its own masks (wgan) writes
+its pairs, masks thresholded at 0.5. 2D runs write PNG pairs (images/, masks/);
 `format=nnunet` writes an nnU-Net v2 raw dataset (imagesTr/<case>_0000.png, labelsTr/<case>.png
 with labels 0/1, dataset.json). 3D runs write NIfTI volumes at the network's shape: by default
 in the Medical Segmentation Decathlon layout (imagesTr/, labelsTr/, dataset.json), with
@@ -14,13 +15,14 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from genseg_cli.core.files import refuse_non_empty
 from genseg_cli.data.batches import MaskSource, new_masks
 from genseg_cli.data.registry import dataset_root
 from genseg_cli.data.writers import FORMATS, NNUNET_NAME
-from genseg_cli.engine.restore import TrainedRun, load_generator, load_run
+from genseg_cli.engine.restore import TrainedRun, load_recipe, load_run
 from genseg_cli.stages.arguments import Arg, parse_key_values
 
 log = logging.getLogger(__name__)
@@ -48,7 +50,7 @@ def generate_pairs(args: list[str]) -> Path:
     out = Path(opts.out).expanduser()
     refuse_non_empty(out, "out")  # before the run is even opened
     run = load_run(opts.run_dir, opts.device)
-    generator = load_generator(run)
+    recipe = load_recipe(run)
     if opts.format == "nnunet" and not NNUNET_NAME.match(out.name):
         log.warning("nnU-Net expects the folder to be named DatasetXXX_Name, not %s", out.name)
     # PNG pairs for a 2D run, NIfTI volumes for a 3D run; refuses a non-empty out before any work
@@ -56,15 +58,20 @@ def generate_pairs(args: list[str]) -> Path:
     new_mask = mask_source(run, int(opts.seed))
     for start in range(0, int(opts.n), int(opts.batch_size)):
         count = min(int(opts.batch_size), int(opts.n) - start)
-        made = [new_mask() for _ in range(count)]
-        with torch.no_grad():
-            images = generator(torch.stack([m[0] for m in made]).to(run.runtime.device))
-        for i, (image, (_, mask)) in enumerate(
-            zip(images.float().cpu().numpy(), made, strict=True)
-        ):
-            writer.add(f"syn_{start + i:05d}", image, mask)
+        drawn = torch.stack([new_mask()[0] for _ in range(count)]).to(run.runtime.device)
+        with torch.no_grad():  # images for the drawn masks, or the generator's own pairs (wgan)
+            images, masks = recipe.pairs(drawn, exact=True)
+        for i, (image, mask) in enumerate(zip(images.float().cpu(), masks.cpu(), strict=True)):
+            writer.add(f"syn_{start + i:05d}", image.numpy(), label_map(mask))
     writer.close(f"synthetic pairs from genseg run {run.run_dir}")
     return out
+
+
+def label_map(mask: torch.Tensor) -> np.ndarray:
+    """A mask tensor (mask_channels x spatial) as writers store it: {0, 1} for one channel, the
+    class index for a one-hot label map."""
+    labels = mask[0] > 0.5 if mask.shape[0] == 1 else mask.argmax(0)
+    return labels.numpy().astype(np.uint8)
 
 
 def mask_source(run: TrainedRun, seed: int) -> MaskSource:
