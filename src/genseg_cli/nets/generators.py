@@ -29,7 +29,7 @@ import torch
 from torch import Tensor, nn
 
 from genseg_cli.nets.layers import DIMS, norm_layer
-from genseg_cli.nets.mixed_conv import MixedConv, check_kernels, strided_op
+from genseg_cli.nets.mixed_conv import MixedConv, check_kernels, check_upsample_ops, strided_op
 
 __all__ = ["MaskToImageGenerator"]
 
@@ -117,7 +117,9 @@ class MaskToImageGenerator(nn.Module):
     skip connections by concatenation; every dim of S must be a multiple of ``2**depth``.
     Decoder layers mix ``up_kernels`` transposed convs; encoder layers mix ``down_kernels``
     convs when ``search_down`` (else they use the first of them). A layer with a single
-    candidate is a plain convolution and owns no alpha.
+    candidate is a plain convolution and owns no alpha. ``upsample_ops`` beyond
+    ``"transposed"`` (``"nearest"``, ``"bilinear"``) add resize-then-convolve candidates to every
+    decoder layer's mixture, which then always owns an alpha.
 
     >>> gen = MaskToImageGenerator(image_size=32, base_width=8, up_kernels=(4, 6, 8))
     >>> gen.searchable, len(gen.arch_parameters())
@@ -144,6 +146,7 @@ class MaskToImageGenerator(nn.Module):
         down_kernels: Sequence[int] = (4,),
         search_down: bool = False,
         arch_temperature: float = 1.0,
+        upsample_ops: Sequence[str] = ("transposed",),
     ) -> None:
         super().__init__()
         if norm not in NORMS:
@@ -160,6 +163,7 @@ class MaskToImageGenerator(nn.Module):
         dims = len(shape)
         up = check_kernels(up_kernels, "up_kernels")
         down = check_kernels(down_kernels, "down_kernels")
+        resize = tuple(op for op in check_upsample_ops(upsample_ops) if op != "transposed")
         # Without search the encoder is plain: its first candidate (k4 by default, as pix2pix).
         down = down if search_down else down[:1]
         self.depth = depth
@@ -190,7 +194,9 @@ class MaskToImageGenerator(nn.Module):
             inner, last = i == depth - 1, i == 0
             c_in = widths[i] if inner else 2 * widths[i]
             c_out = out_channels if last else widths[i - 1]
-            op = strided_op(c_in, c_out, up, transposed=True, bias=last or biased, dims=dims)
+            op = strided_op(
+                c_in, c_out, up, transposed=True, bias=last or biased, dims=dims, resize=resize
+            )
             if last:
                 post: list[nn.Module] = [nn.Tanh()]
             else:
@@ -284,7 +290,7 @@ class MaskToImageGenerator(nn.Module):
                     "layer": name.split(".")[1],
                     "op": choice,
                     "weights": weights,
-                    "candidates": [f"{op.name} k{k}" for k in op.kernels],
+                    "candidates": op.candidate_names(),
                 }
             )
         return out

@@ -24,7 +24,18 @@ from torch import Tensor, nn
 from genseg_cli.nets.layers import check_dims
 from genseg_cli.nets.strided_conv import plain_strided_conv, strided_conv
 
-__all__ = ["MixedConv", "check_kernels", "strided_op"]
+__all__ = [
+    "UPSAMPLE_OPS",
+    "MixedConv",
+    "MixedUpsample",
+    "check_kernels",
+    "check_upsample_ops",
+    "strided_op",
+]
+
+# The decoder's candidate kinds: stride-2 transposed convolutions, and up-sampling by 2 (nearest
+# or bilinear) followed by a 3x3 convolution, which draws no checkerboard grid (Odena et al. 2016)
+UPSAMPLE_OPS = ("transposed", "nearest", "bilinear")
 
 
 def check_kernels(kernels: Sequence[int], what: str) -> tuple[int, ...]:
@@ -40,6 +51,18 @@ def check_kernels(kernels: Sequence[int], what: str) -> tuple[int, ...]:
         )
     if len(set(out)) != len(out):
         raise ValueError(f"{what} has duplicate kernel sizes: {list(out)}")
+    return out
+
+
+def check_upsample_ops(ops: Sequence[str]) -> tuple[str, ...]:
+    """Validate the decoder's candidate kinds: known, unique, the transposed ones among them."""
+    out = tuple(str(op) for op in ops)
+    unknown = [op for op in out if op not in UPSAMPLE_OPS]
+    if unknown or len(set(out)) != len(out) or "transposed" not in out:
+        raise ValueError(
+            f"upsample_ops must list transposed and any of {list(UPSAMPLE_OPS[1:])}, each once, "
+            f"got {list(out)}"
+        )
     return out
 
 
@@ -96,7 +119,10 @@ class MixedConv(nn.Module):
         return torch.softmax(self.alpha / self.temperature, dim=0)
 
     def forward(self, x: Tensor) -> Tensor:
-        mix = self.candidate_weights()
+        return self.folded(x, self.candidate_weights())
+
+    def folded(self, x: Tensor, mix: Tensor) -> Tensor:
+        """The kernels' weighted sum, ``mix[i]`` weighing ``kernels[i]``, as one convolution."""
         # Largest kernel first, then scale-before-pad: the elementwise work on these large
         # kernels is a real share of the cost when the feature maps are small.
         order = sorted(range(len(self.kernels)), key=lambda i: -self.kernels[i])
@@ -116,11 +142,60 @@ class MixedConv(nn.Module):
             x, kernel, bias, transposed=self.transposed, padding=pad, dims=self.dims
         )
 
+    def candidate_names(self) -> list[str]:
+        """The candidates in the order of ``alpha``, e.g. ``["convT k4", "convT k6"]``."""
+        return [f"{self.name} k{k}" for k in self.kernels]
+
     def derive(self) -> tuple[str, list[float]]:
         """The argmax candidate as ``"convT k6"`` and the mixture weights as floats."""
         weights = self.candidate_weights().detach().cpu().tolist()
         best = max(range(len(weights)), key=weights.__getitem__)
-        return f"{self.name} k{self.kernels[best]}", weights
+        return self.candidate_names()[best], weights
+
+
+class MixedUpsample(MixedConv):
+    """An up-sampling ``MixedConv`` whose mixture also holds resize-then-convolve candidates:
+    ``resize`` names up-sampling modes (``"nearest"``, ``"bilinear"``), each followed by its own
+    3x3 convolution. One ``alpha`` weighs the transposed kernels first, then these.
+
+    >>> op = MixedUpsample(8, 4, (4, 6), ("nearest", "bilinear"), bias=True)
+    >>> op(torch.randn(1, 8, 5, 5)).shape, op.candidate_names()
+    (torch.Size([1, 4, 10, 10]), ['convT k4', 'convT k6', 'nearest k3', 'bilinear k3'])
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernels: Sequence[int],
+        resize: Sequence[str],
+        *,
+        bias: bool,
+        dims: int = 2,
+    ) -> None:
+        super().__init__(in_channels, out_channels, kernels, transposed=True, bias=bias, dims=dims)
+        self.resize = tuple(resize)
+        conv = nn.Conv2d if self.dims == 2 else nn.Conv3d
+        self.resize_convs = nn.ModuleDict(
+            {mode: conv(in_channels, out_channels, 3, padding=1, bias=bias) for mode in self.resize}
+        )
+        self.alpha = nn.Parameter(torch.zeros(len(self.kernels) + len(self.resize)))
+
+    def forward(self, x: Tensor) -> Tensor:
+        mix = self.candidate_weights()
+        n = len(self.kernels)
+        out = self.folded(x, mix[:n])
+        for i, mode in enumerate(self.resize):
+            if mode == "nearest":
+                up = F.interpolate(x, scale_factor=2, mode="nearest")
+            else:
+                linear = "bilinear" if self.dims == 2 else "trilinear"
+                up = F.interpolate(x, scale_factor=2, mode=linear, align_corners=False)
+            out = out + mix[n + i] * self.resize_convs[mode](up)
+        return out
+
+    def candidate_names(self) -> list[str]:
+        return [*super().candidate_names(), *(f"{mode} k3" for mode in self.resize)]
 
 
 def strided_op(
@@ -131,8 +206,12 @@ def strided_op(
     transposed: bool,
     bias: bool,
     dims: int = 2,
+    resize: tuple[str, ...] = (),
 ) -> nn.Module:
-    """A ``MixedConv`` over ``kernels``, or a plain stride-2 conv when there is one kernel."""
+    """A ``MixedConv`` over ``kernels``, or a plain stride-2 conv when there is one kernel; with
+    ``resize`` modes (up-sampling only), a ``MixedUpsample`` over both kinds."""
+    if resize and transposed:
+        return MixedUpsample(in_ch, out_ch, kernels, resize, bias=bias, dims=dims)
     if len(kernels) == 1:  # nothing to search: a plain layer, no alpha
         return plain_strided_conv(
             in_ch, out_ch, kernels[0], transposed=transposed, bias=bias, dims=dims
