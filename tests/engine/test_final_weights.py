@@ -1,6 +1,7 @@
-"""`genseg evaluate run_dir=RUN weights=final`: the last step's weights (checkpoints/last.pt)
-scored beside the kept ones; a run whose final weights are gone or stale is refused in one line
-with nothing written."""
+"""`genseg evaluate run_dir=RUN weights=final`: the last step's weights (checkpoints/last.pt,
+which a run that ends done keeps only with trainer.keep_last=true) scored beside the kept ones; a
+run whose final weights are gone or stale is refused in one line that says how to get them, with
+nothing written. A stopped or failed run keeps last.pt: its resume needs it."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from omegaconf import OmegaConf
 
 from genseg_cli.cli import main
 from genseg_cli.core.files import load_torch, save_torch
@@ -18,7 +20,7 @@ from tests.stages.test_cli import genseg
 
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory) -> tuple[Path, Path]:
-    """(a finished 4-step JSRT run whose last.pt is its step 4, its data dir: JSRT alone)."""
+    """(a finished 4-step JSRT run that kept its last.pt, step 4; its data dir: JSRT alone)."""
     from tests.conftest import DATA_DIR
 
     if not (DATA_DIR / "jsrt" / "images").is_dir():
@@ -32,6 +34,7 @@ def finished(tmp_path_factory) -> tuple[Path, Path]:
         "train",
         "profile=debug",
         "trainer.checkpoint_every=2",
+        "trainer.keep_last=true",
         f"hydra.run.dir={run}",
         env={"GENSEG_DATA_DIR": str(data)},
     )
@@ -94,7 +97,52 @@ def test_final_weights_that_are_not_the_last_steps_are_refused(
     assert code == 2 and "Traceback" not in err
     if damage == "stale":
         assert "holds step 2, not the run's last step 4" in err
-    else:
-        assert f"has no {LAST}: its final weights were not kept" in err
-    assert "weights=kept" in err
+    else:  # how to get final-weight scores: keep last.pt, or score them at the end of training
+        assert f"has no {LAST}" in err and "train with trainer.keep_last=true" in err
+        assert "evaluation.final_weights=true" in err and "metrics.json 'final'" in err
+    assert "weights=kept" in err and len(err.strip().splitlines()) == 1
     assert evaluations(run) == before  # nothing written
+
+
+@pytest.fixture(scope="module")
+def ended(tmp_path_factory) -> dict[str, Path]:
+    """One sweep on a small folder of pairs, a checkpoint every step: a run that ends done (with
+    trainer.keep_last at its default), one stopped after step 2, one whose loss is NaN by step 2.
+    Run folders by how they ended."""
+    from tests.conftest import write_pair
+
+    root = tmp_path_factory.mktemp("ended")
+    for i in range(12):
+        write_pair(root / "pairs", f"case{i:02d}")
+    sweep = root / "sweep"
+    result = genseg(
+        "train", "-m", "profile=debug", "trainer.precision=fp32", "data.image_size=32",
+        "dataset=folder", f"dataset.root={root / 'pairs'}", "dataset.channels=1", "n_labeled=4",
+        "trainer.checkpoint_every=1", "optim.optimizer.lr=0.001,1e30", "trainer.stop_after=null,2",
+        f"hydra.sweep.dir={sweep}",
+    )  # fmt: skip
+    assert result.returncode == 1, result.stderr[-2000:]  # a sweep with failed runs
+    runs: dict[str, Path] = {}
+    for status in sweep.glob("*/status.json"):
+        cfg = OmegaConf.load(status.parent / "config.yaml")
+        name = "stopped" if cfg.trainer.stop_after else "done"
+        runs[f"nan_{name}" if cfg.optim.optimizer.lr > 1 else name] = status.parent
+    assert set(runs) == {"done", "stopped", "nan_done", "nan_stopped"}, runs
+    return runs
+
+
+def test_a_finished_run_drops_last_pt_a_stopped_or_failed_one_keeps_it(ended) -> None:
+    status = {name: json.loads((run / "status.json").read_text()) for name, run in ended.items()}
+    assert status["done"]["status"] == "done" and status["stopped"]["status"] == "interrupted"
+    assert status["nan_done"]["status"] == "failed"
+    assert not (ended["done"] / LAST).exists() and (ended["done"] / "checkpoints/best.pt").is_file()
+    for name in ("stopped", "nan_done", "nan_stopped"):  # resume=RUN_DIR starts from it
+        assert load_torch(ended[name] / LAST)["step"] >= 1, name
+
+
+def test_final_weights_of_a_run_without_last_pt_say_how_to_get_them(ended, capsys) -> None:
+    code = main(["evaluate", f"run_dir={ended['done']}", "weights=final", "device=cpu"])
+    err = " ".join(capsys.readouterr().err.split())
+    assert code == 2 and "Traceback" not in err
+    assert "trainer.keep_last=true" in err and "evaluation.final_weights=true" in err
+    assert not (ended["done"] / "evaluate").exists()

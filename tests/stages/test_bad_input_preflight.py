@@ -181,6 +181,9 @@ COMBINATIONS = [
         (*TRAIN, *ON_SET, "backbone.encoder_weights=imagenet"), 2,
         ("backbone.encoder_weights=imagenet", "cannot be reached", "encoder_weights=null"),
         env={"HF_HUB_OFFLINE": "1", "HF_HOME": "{tmp}/hf"}),
+    Row("keep-last-not-boolean", "keeping last.pt of a finished run: a switch, not a word",
+        (*TRAIN, *ON_SET, "trainer.keep_last=sometimes"), 2,
+        ("trainer.keep_last=sometimes must be one of", "trainer.keep_last=true")),
 ]  # fmt: skip
 
 ROWS = [rule_row(key) for key in BAD] + COMBINATIONS

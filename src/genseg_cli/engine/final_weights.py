@@ -3,7 +3,9 @@
 A run keeps `checkpoints/best.pt`: with `trainer.keep=best_val` (the default) the weights of the
 best validation Dice, which a few validation images choose noisily. `genseg evaluate
 run_dir=RUN weights=final` scores the last step's segmenter instead, read from the resumable
-`checkpoints/last.pt`, and prints it beside the kept weights' recorded scores.
+`checkpoints/last.pt`, and prints it beside the kept weights' recorded scores. A run that ends
+done drops last.pt unless it was trained with `trainer.keep_last=true`; a run trained with
+`evaluation.final_weights=true` holds the final weights' scores in its metrics.json instead.
 """
 
 from __future__ import annotations
@@ -36,9 +38,19 @@ def use_final_weights(run: TrainedRun) -> int:
         return steps
     path = run.run_dir / LAST
     if not path.is_file():
+        if _has_final_scores(run.run_dir):
+            how = (
+                "its metrics.json 'final' holds the final weights' test and OOD scores; to "
+                "score them on other data, train with trainer.keep_last=true"
+            )
+        else:
+            how = (
+                "to score the final weights, train with trainer.keep_last=true (keeps last.pt) "
+                "or evaluation.final_weights=true (scores them into metrics.json 'final')"
+            )
         raise GensegError(
-            f"run {run.run_dir} has no {LAST}: its final weights were not kept "
-            "(trainer.checkpoint_every=0, or the file was removed); weights=kept scores best.pt"
+            f"run {run.run_dir} has no {LAST} (a finished run drops it unless trained with "
+            f"trainer.keep_last=true): {how}; weights=kept scores best.pt"
         )
     state = load_torch(path)
     if int(state["step"]) != steps:
@@ -50,6 +62,14 @@ def use_final_weights(run: TrainedRun) -> int:
     run.segmenter.load_state_dict(state["method"]["segmenter"])
     run.segmenter.eval()
     return steps
+
+
+def _has_final_scores(run_dir: Path) -> bool:
+    """Whether metrics.json holds the final weights' scores (evaluation.final_weights=true)."""
+    try:
+        return "final" in json.loads((run_dir / "metrics.json").read_text())
+    except (OSError, ValueError, TypeError):
+        return False
 
 
 def recorded(run_dir: Path, resolution: str) -> tuple[dict[str, dict], int | None]:

@@ -40,6 +40,7 @@ SETTINGS: dict[str, Rule] = {
     "trainer.precision": Rule(one_of("auto", "fp32", *DTYPES), "trainer.precision=auto"),
     "trainer.progress": Rule(one_of(True, False), "trainer.progress=false"),
     "trainer.keep": Rule(one_of(*KEEP), "trainer.keep=final"),
+    "trainer.keep_last": Rule(one_of(True, False), "trainer.keep_last=true"),
     "evaluation.resolution": Rule(one_of(*RESOLUTIONS), "evaluation.resolution=original"),
     "evaluation.threshold": Rule(number(0.0, 1.0), "evaluation.threshold=0.5"),
     "evaluation.batch_size": Rule(whole(1), "evaluation.batch_size=16"),

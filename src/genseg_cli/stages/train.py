@@ -31,7 +31,7 @@ from rich.text import Text
 from genseg_cli.core.config import conf_dir, register_resolvers
 from genseg_cli.core.errors import STOPPED, GensegError
 from genseg_cli.core.files import write_status
-from genseg_cli.engine.checkpoint import LAST, TrainingInterrupted
+from genseg_cli.engine.checkpoint import LAST, TrainingInterrupted, drop_last
 from genseg_cli.stages.override_text import check_override_text
 from genseg_cli.stages.run_folder import (
     LOCK,
@@ -219,6 +219,8 @@ def locked_task(cfg: DictConfig, run_dir: Path) -> float | None:
             record_crash(run_dir, err)
             raise
     write_status(run_dir, "done")
+    if not cfg.trainer.get("keep_last", False):  # only a stopped or failed run resumes from it
+        drop_last(run_dir)
     console = Console(record=True)  # the table is drawn once: on the terminal, then into train.log
     print_results(metrics, console)
     results_log.info("results\n%s", console.export_text(styles=False))
