@@ -1,4 +1,5 @@
-"""`genseg runs [DIR]`: every run folder with its status, what it is, its score and its folder."""
+"""`genseg runs [DIR]`: every run folder with its status, what it is, its score and its folder;
+`genseg runs --disk [--clean] [DIR]`: the space genseg can give back, and giving it back."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import pytest
 from genseg_cli.cli import STAGES
 from genseg_cli.cli import main as cli_main
 from genseg_cli.core.errors import GensegError
+from genseg_cli.report.disk import CACHE, LAST
 from genseg_cli.stages import runs
 from tests.report.fake_runs import fake_run
 
@@ -157,3 +159,80 @@ def test_runs_at_80_columns_fold_the_variant_and_folder_never_cut_them(
     folders = "".join(line[folder:].strip() for line in rows)
     assert str(deep.relative_to(tmp_path)) in folders
     assert "[mlo.arch_lr=0.02optim.optimizer.lr=0.002]" in methods
+
+
+@pytest.fixture
+def held(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path]:
+    """(DIR: a done run with last.pt, one without, a stopped, a failed and a running one with
+    theirs, a cache of its own; the output dir, elsewhere, with the default cache)."""
+    from tests.report.test_disk import with_checkpoints
+
+    monkeypatch.setenv("COLUMNS", "80")
+    root, output = tmp_path / "grid", tmp_path / "outputs"
+    monkeypatch.setenv("GENSEG_OUTPUT_DIR", str(output))
+    sizes = {"done": 172_000, "interrupted": 5000, "failed": 6000, "running": 7000}
+    for status, size in sizes.items():
+        with_checkpoints(fake_run(root / status, status=status), size)
+    with_checkpoints(fake_run(root / "done_dropped"), None)
+    for folder, size in ((root / CACHE, 109_000), (output / CACHE, 2_000_000)):
+        folder.mkdir(parents=True)
+        (folder / "g.pt").write_bytes(b"c" * size)
+    return root, output
+
+
+def files_under(*roots: Path) -> set[Path]:
+    return {p for root in roots for p in root.rglob("*") if p.is_file()}
+
+
+def test_runs_disk_lists_each_file_with_its_size_and_clean_removes_exactly_them(held, capsys):
+    root, output = held
+    (root / "running" / "status.json").write_text('{"status": "failed"}')  # none running
+    before = files_under(root, output)
+    assert genseg_runs("--disk", str(root)) == 0
+    out = capsys.readouterr().out
+    assert files_under(root, output) == before  # listing removes nothing
+    lines = [" ".join(line.split()) for line in out.splitlines()]
+    assert "172.0 kB last.pt of run done" in lines
+    assert "109.0 kB generator cache cache/generators/g.pt" in lines
+    assert f"2.0 MB generator cache {output / CACHE / 'g.pt'}" in lines
+    assert any(line.startswith("2.3 MB in all (3 files)") for line in lines), out
+    assert "kept: last.pt of 3 stopped, failed or running runs (18.0 kB)" in out
+    assert not any(w in out for w in ("interrupted ", "done_dropped", "best.pt "))
+
+    assert genseg_runs("--disk", "--clean", str(root)) == 0
+    out = capsys.readouterr().out
+    gone = {root / "done" / LAST, root / CACHE / "g.pt", output / CACHE / "g.pt"}
+    assert before - files_under(root, output) == gone
+    assert "freed 2.3 MB (3 files)" in out
+    assert genseg_runs("--disk", str(root)) == 0
+    assert "nothing to give back" in capsys.readouterr().out
+
+
+def test_runs_disk_clean_keeps_every_file_of_a_running_run_and_the_caches(held, capsys):
+    root, output = held
+    assert genseg_runs("--disk", "--clean", str(root)) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    for status in ("running", "interrupted", "failed"):
+        assert {p.name for p in (root / status / "checkpoints").iterdir()} == {"last.pt", "best.pt"}
+    assert (root / CACHE / "g.pt").is_file() and (output / CACHE / "g.pt").is_file()
+    assert not (root / "done" / LAST).exists() and (root / "done" / "checkpoints/best.pt").is_file()
+    assert "2 generator caches (2.1 MB) while running is running" in out
+
+
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["--disk", "{tmp}/nowhere"], "no run folder {tmp}/nowhere"),
+        (["--clean", "{tmp}"], "--clean removes what --disk lists; give both"),
+        (["--disk", "--status", "done", "{tmp}"], "--disk lists files"),
+    ],
+    ids=["missing-dir", "clean-without-disk", "disk-with-status"],
+)
+def test_runs_disk_mistakes_are_one_line_and_exit_2(args, words, tmp_path: Path, capsys):
+    (tmp_path / "keep.txt").write_text("mine")
+    code = cli_main(["runs", *(a.format(tmp=tmp_path) for a in args)])
+    captured = capsys.readouterr()
+    assert code == 2 and not captured.out
+    assert len(captured.err.strip().splitlines()) == 1, captured.err
+    assert words.format(tmp=tmp_path) in captured.err and "Traceback" not in captured.err
+    assert (tmp_path / "keep.txt").read_text() == "mine"

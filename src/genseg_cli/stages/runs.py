@@ -3,13 +3,15 @@
 Shows what state each run is in (done, failed, running, stopped), what it is (dataset, method
 with its variant, budget, seed), its test Dice when done (and IoU where that is the dataset's
 headline metric), its train time, when it started and its folder. The reasons of failed and
-stopped runs follow the table.
+stopped runs follow the table. `--disk` lists instead the space genseg can give back (generator
+pre-training caches, last.pt of finished runs: `genseg_cli.report.disk`); `--clean` removes it.
 """
 
 from __future__ import annotations
 
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from rich import box
@@ -18,18 +20,37 @@ from rich.table import Table
 from rich.text import Text
 
 from genseg_cli.core.errors import GensegError
+from genseg_cli.report.disk import CACHE, DiskUse, Held, disk_use, remove, size_text
 from genseg_cli.report.runs_table import STATUS_NAMES, RunEntry, list_runs
+from genseg_cli.stages.arguments import fit_width
 
 STATUSES = (*STATUS_NAMES.values(), "interrupted", "no status", "unreadable")
 COLORS = {"done": "green", "failed": "red", "running": "cyan", "stopped": "yellow"}
 USAGE = (
     "usage: genseg runs [DIR] [--status STATUS[,STATUS]]\n"
-    "  DIR       folder searched (recursively) for run folders (default: $GENSEG_OUTPUT_DIR,\n"
-    "            else ./outputs, where genseg train writes)\n"
+    "       genseg runs --disk [--clean] [DIR]\n"
+    "  DIR       folder searched (recursively) for run folders (default: $GENSEG_OUTPUT_DIR, "
+    "else ./outputs, where genseg train writes)\n"
     "  --status  list only runs in these states: done, failed, running, stopped\n"
-    "Columns: status, dataset, method [variant], labels, seed, test Dice (and IoU where the\n"
+    "  --disk    the space genseg can give back, one line per file: the generator pre-training "
+    "caches (DIR/cache/generators and $GENSEG_OUTPUT_DIR's) and checkpoints/last.pt of the "
+    "finished runs under DIR\n"
+    "  --clean   with --disk: remove those files (never best.pt; never a file of a running, "
+    "stopped or failed run, which its resume needs)\n"
+    "Columns: status, dataset, method [variant], labels, seed, test Dice (and IoU where the "
     "dataset's headline metric is IoU), train time, start time, folder (relative to DIR)."
 )
+
+
+@dataclass
+class Options:
+    """What `genseg runs` was asked: the folder, the statuses to list (None: all), and whether
+    to show (and remove) the space genseg can give back instead."""
+
+    folder: Path
+    wanted: set[str] | None = None
+    disk: bool = False
+    clean: bool = False
 
 
 def default_dir() -> Path:
@@ -37,19 +58,22 @@ def default_dir() -> Path:
     return Path(os.environ.get("GENSEG_OUTPUT_DIR", "outputs"))
 
 
-def parse_args(args: list[str]) -> tuple[Path, set[str] | None]:
-    """The folder and the statuses to keep (None: all).
+def parse_args(args: list[str]) -> Options:
+    """The folder, the statuses to keep and the --disk/--clean switches.
 
-    >>> folder, wanted = parse_args(["outputs/grid", "--status", "failed,interrupted"])
-    >>> folder, sorted(wanted)
-    (PosixPath('outputs/grid'), ['failed', 'stopped'])
+    >>> opts = parse_args(["outputs/grid", "--status", "failed,interrupted"])
+    >>> opts.folder, sorted(opts.wanted), opts.disk
+    (PosixPath('outputs/grid'), ['failed', 'stopped'], False)
     """
     folders: list[str] = []
     wanted: set[str] | None = None
+    switches: set[str] = set()
     rest = list(args)
     while rest:
         arg = rest.pop(0)
-        if arg == "--status" or arg.startswith("--status="):
+        if arg in ("--disk", "--clean"):
+            switches.add(arg)
+        elif arg == "--status" or arg.startswith("--status="):
             value = arg.split("=", 1)[1] if "=" in arg else (rest.pop(0) if rest else "")
             words = {w.strip() for w in value.split(",") if w.strip()}
             unknown = sorted(words - set(STATUSES))
@@ -65,7 +89,18 @@ def parse_args(args: list[str]) -> tuple[Path, set[str] | None]:
             folders.append(arg)
     if len(folders) > 1:
         raise GensegError(f"genseg runs takes one folder, not {len(folders)}: {' '.join(folders)}")
-    return (Path(folders[0]) if folders else default_dir()), wanted
+    if "--clean" in switches and "--disk" not in switches:
+        raise GensegError(
+            "genseg runs: --clean removes what --disk lists; give both: "
+            "genseg runs --disk --clean [DIR] (genseg runs --disk [DIR] shows what it removes)"
+        )
+    if "--disk" in switches and wanted is not None:
+        raise GensegError(
+            "genseg runs: --disk lists files of finished runs and caches, not runs by status; "
+            "leave out --status"
+        )
+    folder = Path(folders[0]) if folders else default_dir()
+    return Options(folder, wanted, "--disk" in switches, "--clean" in switches)
 
 
 def duration(seconds: float | None) -> str:
@@ -140,15 +175,89 @@ def runs_table(entries: list[RunEntry], width: int = 100) -> Table:
     return table
 
 
+def shown_path(path: Path, root: Path) -> str:
+    """A path relative to `root` where it lies under it, else as it is."""
+    try:
+        return str(path.relative_to(root))
+    except ValueError:
+        return str(path)
+
+
+def held_line(item: Held, root: Path) -> str:
+    what = "generator cache" if item.what == "cache" else "last.pt of run"
+    where = item.path if item.what == "cache" else item.path.parent.parent  # the run folder
+    return f"{size_text(item.size):>9}  {what:<15}  {shown_path(where, root)}"
+
+
+def kept_line(use: DiskUse, root: Path) -> str | None:
+    """What stays, and why (None: nothing)."""
+    runs = [h for h in use.kept if h.what == "last.pt"]
+    caches = [h for h in use.kept if h.what == "cache"]
+    parts = []
+    if runs:
+        parts.append(
+            f"last.pt of {len(runs)} stopped, failed or running "
+            f"{'run' if len(runs) == 1 else 'runs'} ({size_text(sum(h.size for h in runs))}): "
+            "resume=RUN_DIR needs it"
+        )
+    if caches:
+        parts.append(
+            f"{len(caches)} generator {'cache' if len(caches) == 1 else 'caches'} "
+            f"({size_text(sum(h.size for h in caches))}) while "
+            f"{shown_path(use.running[0], root)} is running"
+        )
+    return "kept: " + "; ".join(parts) if parts else None
+
+
+def disk(root: Path, clean: bool, console: Console) -> int:
+    """`--disk`: list the space genseg can give back under `root`; `--clean`: remove it."""
+    use = disk_use(root, [default_dir() / CACHE, root / CACHE])
+
+    def say(line: str) -> None:  # plain, soft-wrapped: a folder name is never cut
+        console.print(line, highlight=False, markup=False, soft_wrap=True)
+
+    if not use.freeable:
+        say(f"nothing to give back under {root}: no generator cache, no last.pt of a finished run")
+    elif not clean:
+        say(f"space genseg can give back under {root}:")
+        for item in use.freeable:
+            say(held_line(item, root))
+        n = len(use.freeable)
+        say(
+            f"{size_text(use.total):>9}  in all ({n} {'file' if n == 1 else 'files'}); "
+            f"genseg runs --disk --clean {root} removes them"
+        )
+    else:
+        removed, failed = remove(use.freeable)
+        for item in removed:
+            say(f"removed {held_line(item, root).strip()}")
+        n = len(removed)
+        freed = sum(h.size for h in removed)
+        say(f"freed {size_text(freed)} ({n} {'file' if n == 1 else 'files'}); best.pt kept")
+        if failed:
+            item, err = failed[0]
+            raise GensegError(
+                f"could not remove {item.path} ({err.strerror}) and {len(failed) - 1} more; "
+                "check the folder's permissions"
+            )
+    kept = kept_line(use, root)
+    if kept:
+        say(kept)
+    return 0
+
+
 def main(args: list[str]) -> int:
     if any(a in ("-h", "--help", "help") for a in args):
-        print(USAGE)
+        print(fit_width(USAGE))
         return 0
-    root, wanted = parse_args(args)
+    opts = parse_args(args)
+    root, wanted = opts.folder, opts.wanted
     if not root.is_dir():
         raise GensegError(
             f"no run folder {root}: give the folder holding the runs, e.g. genseg runs outputs"
         )
+    if opts.disk:
+        return disk(root, opts.clean, Console())
     entries, shared = list_runs(root)
     shown = [e for e in entries if wanted is None or e.status in wanted]
     console = Console()
