@@ -36,7 +36,8 @@ def usage() -> str:
         "",
         "stages:",
     ]
-    lines += [f"  {name:<9} {text}" for name, text in STAGES.items()]
+    # a gap of two spaces at least after each name: a wrapped description goes on under itself
+    lines += [f"  {name:<11}{text}" for name, text in STAGES.items()]
     lines += ["", "example: genseg train dataset=jsrt backbone=unet n_labeled=9 method=baseline"]
     lines += ['tab completion: eval "$(genseg -sc install=bash)"']
     return "\n".join(lines)
@@ -55,7 +56,9 @@ def with_default_profile(args: list[str]) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help", "help"):
-        print(usage())
+        from genseg_cli.stages.arguments import fit_width
+
+        print(fit_width(usage()))
         return 0
     if argv[0] == "--version":
         print(__version__)

@@ -8,6 +8,9 @@ mistake is one line naming the argument instead of a traceback halfway through.
 
 from __future__ import annotations
 
+import re
+import shutil
+import textwrap
 from dataclasses import dataclass
 from typing import Any
 
@@ -98,6 +101,44 @@ def check_device(stage: str, device: str) -> None:
         )
 
 
+# where a help line's continuation lines start: under the text after a usage line's stage, or
+# after an option (or a command) and its gap of two spaces or more; else under its own indent
+HANGING = re.compile(r"usage: genseg \S+ |\s*\S(?:.*?\S)?\s{2,}(?=\S)|\s*")
+MIN_TEXT = 20  # columns left for the text beside a hanging indent; else it goes under the name
+
+
+def terminal_width() -> int:
+    """The terminal's columns (COLUMNS first, as the shell sets it); 80 without a terminal."""
+    return shutil.get_terminal_size((80, 24)).columns
+
+
+def fit_width(text: str, width: int | None = None) -> str:
+    """Help text wrapped to `width` (the terminal's by default): a longer line goes on under its
+    hanging indent, never cut; a word wider than a whole line is split rather than overflow.
+
+    >>> print(fit_width("  seeds  only these seeds of the suite, e.g. [0,1]", 40))
+      seeds  only these seeds of the suite,
+             e.g. [0,1]
+    """
+    width = max(width or terminal_width(), 2 * MIN_TEXT)
+    lines = []
+    for line in text.splitlines():
+        if len(line) <= width:
+            lines.append(line)
+            continue
+        head = HANGING.match(line).group(0)  # type: ignore[union-attr]
+        indent = len(head) if width - len(head) >= MIN_TEXT else len(line) - len(line.lstrip())
+        indent = min(indent, width - MIN_TEXT)
+        lines += textwrap.wrap(
+            line[len(head) :],
+            width,
+            initial_indent=head,
+            subsequent_indent=" " * indent,
+            break_on_hyphens=False,
+        )
+    return "\n".join(lines)
+
+
 def help_text(stage: str, spec: dict[str, Arg], about: str = "") -> str:
     """`genseg STAGE --help`: the usage line, what the stage does, then one line per argument
     with its default, its allowed values or smallest value, and what it means."""
@@ -105,8 +146,8 @@ def help_text(stage: str, spec: dict[str, Arg], about: str = "") -> str:
         f"{k}=..." if a.default is REQUIRED else f"[{k}={a.default}]" for k, a in spec.items()
     )
     lines = [f"usage: genseg {stage} {usage}"]
-    if about:
-        lines += ["", about]
+    if about:  # one paragraph, reflowed: its line breaks only fit the source
+        lines += ["", " ".join(about.split())]
     lines += ["", "arguments:"]
     width = max(len(k) for k in spec) + 2
     for key, arg in spec.items():
@@ -121,7 +162,7 @@ def help_text(stage: str, spec: dict[str, Arg], about: str = "") -> str:
             facts.append(f"between {arg.between[0]:g} and {arg.between[1]:g}, exclusive")
         text = " ".join([arg.help, f"({'; '.join(facts)})" if facts else ""]).strip()
         lines.append(f"  {key:<{width}}{text}")
-    return "\n".join(lines)
+    return fit_width("\n".join(lines))
 
 
 def parse_key_values(

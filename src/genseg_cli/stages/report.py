@@ -39,7 +39,7 @@ from genseg_cli.report.summary import (
     paired_differences,
 )
 from genseg_cli.report.views import TABLES, VIEWS, write_view
-from genseg_cli.stages.arguments import Arg, parse_key_values
+from genseg_cli.stages.arguments import Arg, fit_width, parse_key_values
 
 log = logging.getLogger("genseg.report")
 
@@ -263,7 +263,7 @@ def collect(opts: dict[str, str | None]) -> tuple[Collected, Path, Path]:
 
 def main(args: list[str]) -> int:
     if any(a in ("-h", "--help", "help") for a in args):
-        print(USAGE)
+        print(fit_width(USAGE))
         return 0
     opts = parse_args(args)
     collected, sweep, out = collect(opts)

@@ -4,32 +4,46 @@ Hydra's own help lists a group's options on one line without saying what they ar
 prints the whole composed config. Here each option gets the first comment line of its yaml (the
 sentence every config file starts with), the default is marked, and the composed config stays
 one command away (`--cfg job`). Adding a yaml adds its line: nothing here lists options by hand.
+Lines wrap to the terminal's width under their option, never cut.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from omegaconf import OmegaConf
 
 from genseg_cli.core.config import conf_dir
+from genseg_cli.stages.arguments import fit_width
 
 HIDDEN_GROUPS = {"hydra", "paths"}  # internals: where runs go is an override, not a choice
-WIDTH = 100
+
+
+SENTENCE_END = re.compile(r"[.!?](?=\s+[A-Z]|\s*$)")  # not "e.g. the", nor "et al. 2021"
 
 
 def describe(path: Path) -> str:
-    """The first comment line of a config file that is not a Hydra directive ('' if none)."""
+    """The first sentence of a config file's opening comment, Hydra directives left out, over
+    as many comment lines as it takes ('' if none)."""
+    words: list[str] = []
     for line in path.read_text().splitlines():
         text = line.strip()
         if not text.startswith("#"):
-            if text:  # the comment block ended
+            if text or words:  # the comment block ended
                 break
             continue
         text = text.lstrip("#").strip()
-        if text and not text.startswith("@package"):
-            return text
-    return ""
+        if not text or text.startswith("@package"):
+            if words:  # a blank comment line ends the paragraph
+                break
+            continue
+        words.append(text)
+        joined = " ".join(words)
+        end = SENTENCE_END.search(joined)
+        if end:
+            return joined[: end.end()]
+    return " ".join(words)
 
 
 def defaults() -> dict[str, str]:
@@ -43,17 +57,14 @@ def defaults() -> dict[str, str]:
     return chosen
 
 
-def shorten(text: str, room: int) -> str:
-    return text if len(text) <= room else text[: room - 1].rstrip() + "…"
-
-
-def train_help() -> str:
-    """The help text: usage, then each group's options with their one-line descriptions."""
+def train_help(width: int | None = None) -> str:
+    """The help text: usage, then each group's options with their one-line descriptions,
+    wrapped to `width` (the terminal's by default)."""
     chosen = defaults()
     lines = [
         "usage: genseg train [group=option ...] [key=value ...]   (-m: a sweep over a,b lists)",
         "",
-        "Train a segmenter. Choose from each group with group=option (* marks the default);",
+        "Train a segmenter. Choose from each group with group=option (* marks the default); "
         "any value of the composed config can be overridden with key=value.",
         "",
     ]
@@ -63,11 +74,10 @@ def train_help() -> str:
         if not options:
             continue
         lines.append(f"{group.name}:")
-        width = max(len(p.stem) for p in options) + 2
+        column = max(len(p.stem) for p in options) + 2
         for path in options:
             mark = "*" if chosen.get(group.name) == path.stem else " "
-            head = f" {mark}{path.stem:<{width}}"
-            lines.append(head + shorten(describe(path), WIDTH - len(head)))
+            lines.append(f" {mark}{path.stem:<{column}}{describe(path)}")
         lines.append("")
     lines += [
         "examples:",
@@ -78,4 +88,4 @@ def train_help() -> str:
         "genseg train --cfg job [overrides]   prints the composed config of a run",
         "genseg train --hydra-help            Hydra's own options (launchers, sweepers, logging)",
     ]
-    return "\n".join(lines)
+    return fit_width("\n".join(lines), width)
