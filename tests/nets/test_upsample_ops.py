@@ -8,6 +8,7 @@ import hashlib
 
 import pytest
 import torch
+import torch.nn.functional as F
 from hydra.utils import instantiate
 
 from genseg_cli.core.config import compose
@@ -106,6 +107,10 @@ def test_a_bilinear_resize_candidate_draws_no_grid_where_a_transposed_one_does()
         op.alpha.copy_(torch.tensor([-20.0, 20.0]))
         resized = op(smooth)
     assert grid_score(transposed) > grid_score(resized) + 1.0
+    # the candidate is what it says: a bilinear up-sampling by 2, then its 3x3 convolution
+    up = F.interpolate(smooth, scale_factor=2, mode="bilinear", align_corners=False)
+    with torch.no_grad():
+        torch.testing.assert_close(resized, op.resize_convs["bilinear"](up))
 
 
 @pytest.mark.parametrize("ops", [("nearest",), ("transposed", "cubic"), ("transposed",) * 2])

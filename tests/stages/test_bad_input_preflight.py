@@ -14,9 +14,9 @@ import pytest
 from omegaconf import OmegaConf
 
 from genseg_cli.core.config import compose, conf_dir
-from genseg_cli.engine.method_settings import METHOD_SETTINGS, exempt
+from genseg_cli.engine.method_settings import ABSENT_MEANS, METHOD_SETTINGS, exempt
 from genseg_cli.engine.settings import SETTINGS
-from genseg_cli.stages.train_checks import known_keys
+from genseg_cli.stages.train_checks import config_differences, known_keys
 from tests.conftest import write_pair
 from tests.stages.test_bad_input import ON_SET, TRAIN, Row, run_in_process
 
@@ -112,6 +112,10 @@ BAD = {
     "generator.lambda_fm": "-1",
     "generator.unlabeled_realism": "-1",
     "generator.skip_augment": "Affine",
+    "generator.model.upsample_ops": "[nearest]",
+    "generator.pseudo_pairs.weight": "-1",
+    "generator.pseudo_pairs.threshold": "1.5",
+    "generator.grid_score": "sometimes",
     "generator.width": "0",
     "generator.depth": "0",
     "dataset.channels": "2",
@@ -166,6 +170,12 @@ COMBINATIONS = [
     Row("student-teacher-run", "pseudo labels from a run without the run",
         (*TRAIN, *ON_SET, *FIXMATCH, "ssl.pseudo_labels=run"), 2,
         ("ssl.pseudo_labels=run", "ssl.teacher_run=RUN_DIR")),
+    Row("pseudo-pairs-no-teacher", "pseudo-labelled pairs without a teacher",
+        (*TRAIN, *ON_SET, "method=separate", "generator.pseudo_pairs.weight=1"), 2,
+        ("generator.pseudo_pairs.weight=1 needs a teacher", "ssl=self_training")),
+    Row("pseudo-pairs-ema-separate", "an EMA teacher's pairs for a generator that stops learning",
+        (*TRAIN, *ON_SET, "method=separate", *FIXMATCH, "generator.pseudo_pairs.weight=1"), 2,
+        ("generator.pseudo_pairs.weight=1: an EMA teacher", "method=genseg")),
     # values a run met only after it had made its folder
     Row("channels-2", "two image channels", (*TRAIN, *ON_SET, "dataset.channels=2"), 2,
         ("dataset.channels=2 must be one of 1, 3",)),
@@ -247,3 +257,16 @@ def test_every_key_of_the_method_groups_has_a_rule_and_a_row():
     )
     assert not unchecked, unchecked
     assert set(BAD) == set(METHOD_SETTINGS)
+
+
+def test_a_saved_run_without_the_generators_newer_keys_resumes_at_their_off_values():
+    """Keys a saved config lacks count as unchanged at the value that trains the run as it was
+    (`ABSENT_MEANS`), and as a difference at any other value."""
+    current = compose("train", ["profile=debug"])
+    saved = OmegaConf.create(OmegaConf.to_container(current, resolve=True))
+    for key in ABSENT_MEANS:
+        parent, _, leaf = key.rpartition(".")
+        OmegaConf.select(saved, parent).pop(leaf)
+    assert config_differences(saved, current) == []
+    current.generator.pseudo_pairs.weight = 1.0
+    assert config_differences(saved, current) == ["generator.pseudo_pairs.weight"]

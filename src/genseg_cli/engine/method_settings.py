@@ -39,6 +39,14 @@ def _word(value: object) -> str | None:
     return None if isinstance(value, str) and value else "must be a name"
 
 
+def _upsample_ops(value: object) -> str | None:
+    """The decoder's candidate kinds: transposed among them (the paper's search space)."""
+    problem = list_of(one_of("transposed", "nearest", "bilinear"), True, True)(value)
+    if problem is None and "transposed" not in list(value):
+        return "must list transposed (the other kinds join it)"
+    return problem
+
+
 MLO: dict[str, Rule] = {
     "mlo.upper_precision": Rule(one_of("fp32", "auto"), "mlo.upper_precision=fp32"),
     "mlo.hypergrad": Rule(
@@ -143,6 +151,16 @@ GENERATOR: dict[str, Rule] = {
     ),
     "generator.model.arch_temperature": Rule(number(0.0), "generator.model.arch_temperature=0.2"),
     "generator.model.search_down": Rule(flag(), "generator.model.search_down=false"),
+    "generator.model.upsample_ops": Rule(
+        _upsample_ops, "generator.model.upsample_ops=[transposed,nearest]"
+    ),
+    "generator.pseudo_pairs.weight": Rule(
+        at_least(0.0), "generator.pseudo_pairs.weight=1 (0: off)"
+    ),
+    "generator.pseudo_pairs.threshold": Rule(
+        number(0.0, 1.0, closed=True), "generator.pseudo_pairs.threshold=0.9"
+    ),
+    "generator.grid_score": Rule(flag(), "generator.grid_score=true"),
     "generator.discriminator.base_width": Rule(whole(1), "generator.discriminator.base_width=64"),
     "generator.discriminator.n_layers": Rule(whole(1), "generator.discriminator.n_layers=3"),
     "generator.discriminator.norm": Rule(
@@ -162,6 +180,15 @@ GENERATOR: dict[str, Rule] = {
     "generator.model.latent": Rule(whole(1), "generator.model.latent=128"),
     "generator.critic_steps": Rule(whole(1), "generator.critic_steps=5"),
     "generator.gp_weight": Rule(at_least(0.0), "generator.gp_weight=10"),
+}
+
+# keys a saved run's config may lack, with the value under which the code trains it as it did
+# without them: a resumption that has the key at this value continues the same run
+ABSENT_MEANS: dict[str, object] = {
+    "generator.model.upsample_ops": ["transposed"],
+    "generator.pseudo_pairs.weight": 0.0,
+    "generator.pseudo_pairs.threshold": 0.9,
+    "generator.grid_score": False,
 }
 
 OTHER: dict[str, Rule] = {
@@ -314,6 +341,30 @@ def _check_recipe(cfg: DictConfig) -> None:
         )
 
 
+def _check_pseudo_pairs(cfg: DictConfig) -> None:
+    """Pseudo-labelled pairs need a teacher: a trained run's (ssl.pseudo_labels=run), or an EMA
+    teacher (ssl objectives with ema_decay), whose pairs only a generator learning end to end
+    (genseg) can use."""
+    pseudo = cfg.generator.get("pseudo_pairs")
+    weight = float(pseudo.get("weight") or 0.0) if isinstance(pseudo, DictConfig) else 0.0
+    if weight <= 0:
+        return
+    ssl, key = cfg.get("ssl") or {}, f"generator.pseudo_pairs.weight={weight:g}"
+    trained = ssl.get("pseudo_labels") == "run"
+    if not trained and not ("ema_decay" in ssl and ssl.get("pseudo_labels", "ema") == "ema"):
+        raise GensegError(
+            f"{key} needs a teacher for the pool's images: ssl=self_training "
+            "ssl.teacher_run=RUN_DIR (a finished run), or an ssl objective with an EMA teacher "
+            "(ssl=fixmatch, ssl=mean_teacher); or set generator.pseudo_pairs.weight=0"
+        )
+    if not trained and "mlo" not in cfg.method:
+        raise GensegError(
+            f"{key}: an EMA teacher learns with the segmenter, after method={cfg.method.name}'s "
+            "generator has stopped learning; use method=genseg, or a trained teacher "
+            "(ssl=self_training ssl.teacher_run=RUN_DIR)"
+        )
+
+
 def check_combinations(cfg: DictConfig) -> None:
     """Refuse values that are valid one by one but do nothing, or cannot be built, together."""
     method = cfg.method
@@ -333,6 +384,7 @@ def check_combinations(cfg: DictConfig) -> None:
                 f"generator.model.base_width={model.base_width}; raise max_width"
             )
         _check_generator_size(cfg)
+        _check_pseudo_pairs(cfg)
         _check_recipe(cfg)
     if "mlo" in method:
         _check_genseg(cfg)

@@ -64,6 +64,12 @@ class GeneratorRecipe(ABC):
         pool's unlabeled images with each step); a recipe without such a term ignores them."""
         return False
 
+    @property
+    def weighs_pairs(self) -> bool:
+        """Whether `train_step` takes `weights` (one per pair, e.g. pseudo-labelled pairs weighing
+        less than real ones); the methods pass them only to a recipe that does."""
+        return False
+
     # ----- training --------------------------------------------------------------------------
     @abstractmethod
     def train_step(
@@ -75,19 +81,30 @@ class GeneratorRecipe(ABC):
         so a recipe without such a term may leave the argument out."""
 
     def pretrain_step(
-        self, masks: Tensor, images: Tensor, unlabeled: Tensor | None = None
+        self,
+        masks: Tensor,
+        images: Tensor,
+        unlabeled: Tensor | None = None,
+        weights: Tensor | None = None,
     ) -> dict[str, float]:
         """One pre-training update on real pairs (by default the same as a training step)."""
-        return self.update(masks, images, self.synthesise(masks), unlabeled)
+        return self.update(masks, images, self.synthesise(masks), unlabeled, weights)
 
     def update(
-        self, masks: Tensor, images: Tensor, fake: Tensor, unlabeled: Tensor | None = None
+        self,
+        masks: Tensor,
+        images: Tensor,
+        fake: Tensor,
+        unlabeled: Tensor | None = None,
+        weights: Tensor | None = None,
     ) -> dict[str, float]:
         """`train_step` as the methods call it: the unlabeled images go only to a recipe that
-        uses them, so recipes written before the argument keep working."""
+        uses them, and per-pair `weights` only to one that `weighs_pairs`, so recipes written
+        before these arguments keep working."""
+        extra = {"weights": weights} if weights is not None and self.weighs_pairs else {}
         if self.learns_from_unlabeled and unlabeled is not None:
-            return self.train_step(masks, images, fake, unlabeled)
-        return self.train_step(masks, images, fake)
+            return self.train_step(masks, images, fake, unlabeled, **extra)
+        return self.train_step(masks, images, fake, **extra)
 
     @abstractmethod
     def set_learning_rate(self, lr: float) -> None:

@@ -23,6 +23,13 @@ from genseg_cli.generators.base import GeneratorRecipe
 from genseg_cli.nets.losses import GANLoss
 
 
+def weighted_mean(per_sample: Tensor, weights: Tensor | None) -> Tensor:
+    """sum(w_i * l_i) / sum(w_i) of per-pair losses (n,); the plain mean when `weights` is None."""
+    if weights is None:
+        return per_sample.mean()
+    return (weights * per_sample).sum() / weights.sum()
+
+
 def pix2pix_adam(params, lr: float) -> torch.optim.Adam:
     """Adam with pix2pix's betas (0.5, 0.999), for every generator-side optimiser; fused (one
     kernel per step instead of a loop over tensors: about 2x faster on CPU, same update)."""
@@ -37,6 +44,8 @@ class Pix2PixRecipe(GeneratorRecipe):
     between D's activations on real and synthetic pairs, mean over layers; 0: off) and
     `unlabeled_realism` (weight of the unconditional critic's adversarial term; 0: off, and no
     critic is built, so the other networks draw the same initial weights either way).
+    A step may weigh its pairs (`weights`, one per pair: pseudo-labelled pairs beside real ones);
+    the conditional critic's and G's terms are then weighted means over the pairs.
     """
 
     name = "pix2pix"
@@ -73,32 +82,59 @@ class Pix2PixRecipe(GeneratorRecipe):
     def learns_from_unlabeled(self) -> bool:
         return self.image_critic is not None
 
+    @property
+    def weighs_pairs(self) -> bool:
+        return True
+
+    def adversarial(self, score: Tensor, real: bool, weights: Tensor | None) -> Tensor:
+        """The GAN loss of critic scores; with `weights`, each pair's own loss, weighted."""
+        if weights is None:
+            return self.gan_loss(score.float(), real)
+        per_pair = torch.stack([self.gan_loss(s.float(), real) for s in score.split(1)])
+        return weighted_mean(per_pair, weights)
+
     def critic_update(
-        self, critic: nn.Module, optimizer, masks: Tensor | None, real: Tensor, fake: Tensor
+        self,
+        critic: nn.Module,
+        optimizer,
+        masks: Tensor | None,
+        real: Tensor,
+        fake: Tensor,
+        weights: Tensor | None = None,
     ) -> float:
         """One least-squares (or vanilla) GAN step of `critic`: `real` images against `fake`
-        ones, both beside `masks` (None: an image-only critic)."""
+        ones, both beside `masks` (None: an image-only critic); `weights`: one per pair."""
         optimizer.zero_grad(set_to_none=True)
         with self.runtime.autocast():
             real_score = critic(masks, real)
             fake_score = critic(masks, fake.detach())
         loss = 0.5 * (
-            self.gan_loss(real_score.float(), True) + self.gan_loss(fake_score.float(), False)
+            self.adversarial(real_score, True, weights)
+            + self.adversarial(fake_score, False, weights)
         )
         loss.backward()
         optimizer.step()
         return float(loss.detach())
 
-    def discriminator_update(self, masks: Tensor, images: Tensor, fake: Tensor) -> float:
+    def discriminator_update(
+        self, masks: Tensor, images: Tensor, fake: Tensor, weights: Tensor | None = None
+    ) -> float:
         """pix2pix's conditional critic: real pairs against synthetic ones."""
-        return self.critic_update(self.discriminator, self.d_optimizer, masks, images, fake)
+        return self.critic_update(
+            self.discriminator, self.d_optimizer, masks, images, fake, weights
+        )
 
     def image_critic_update(self, unlabeled: Tensor, fake: Tensor) -> float:
         """The unconditional critic: unlabeled real images against synthetic ones."""
         return self.critic_update(self.image_critic, self.critic_optimizer, None, unlabeled, fake)
 
     def generator_update(
-        self, masks: Tensor, images: Tensor, fake: Tensor, realism: bool = False
+        self,
+        masks: Tensor,
+        images: Tensor,
+        fake: Tensor,
+        realism: bool = False,
+        weights: Tensor | None = None,
     ) -> dict[str, float]:
         """Adversarial + lambda_L1 * L1 (+ lambda_fm * feature matching, + unlabeled_realism *
         the image critic's term when `realism`) step on G's weights, never the architecture."""
@@ -112,12 +148,22 @@ class Pix2PixRecipe(GeneratorRecipe):
             if self.lambda_fm > 0:
                 with torch.no_grad():
                     real_features = self.discriminator.features(masks, images)
-        adversarial = self.gan_loss(fake_features[-1].float(), True)
-        l1 = (fake.float() - images).abs().mean()
+        adversarial = self.adversarial(fake_features[-1], True, weights)
+        if weights is None:
+            l1 = (fake.float() - images).abs().mean()
+        else:
+            l1 = weighted_mean((fake.float() - images).abs().flatten(1).mean(1), weights)
         total = adversarial + self.lambda_l1 * l1
         if self.lambda_fm > 0:
             pairs = zip(fake_features[:-1], real_features[:-1], strict=True)
-            matching = torch.stack([(f.float() - r.float()).abs().mean() for f, r in pairs]).mean()
+            if weights is None:
+                gaps = [(f.float() - r.float()).abs().mean() for f, r in pairs]
+            else:
+                gaps = [
+                    weighted_mean((f.float() - r.float()).abs().flatten(1).mean(1), weights)
+                    for f, r in pairs
+                ]
+            matching = torch.stack(gaps).mean()
             total = total + self.lambda_fm * matching
             logs["loss/G_fm"] = float(matching.detach())
         if realism:
@@ -133,14 +179,19 @@ class Pix2PixRecipe(GeneratorRecipe):
         return {"loss/G_gan": float(adversarial.detach()), "loss/G_l1": float(l1.detach()), **logs}
 
     def train_step(
-        self, masks: Tensor, images: Tensor, fake: Tensor, unlabeled: Tensor | None = None
+        self,
+        masks: Tensor,
+        images: Tensor,
+        fake: Tensor,
+        unlabeled: Tensor | None = None,
+        weights: Tensor | None = None,
     ) -> dict[str, float]:
-        """D (and the image critic, given unlabeled images), then G."""
-        losses = {"loss/D": self.discriminator_update(masks, images, fake)}
+        """D (and the image critic, given unlabeled images), then G; `weights`: one per pair."""
+        losses = {"loss/D": self.discriminator_update(masks, images, fake, weights)}
         realism = self.image_critic is not None and unlabeled is not None
         if realism:
             losses["loss/D_unlabeled"] = self.image_critic_update(unlabeled, fake)
-        return {**losses, **self.generator_update(masks, images, fake, realism)}
+        return {**losses, **self.generator_update(masks, images, fake, realism, weights)}
 
     def set_learning_rate(self, lr: float) -> None:
         critic = [self.critic_optimizer] if self.image_critic is not None else []

@@ -1,16 +1,21 @@
 """Preview grids of synthetic data: new mask | synthetic image | nearest real image.
 
 Volumes are shown by their middle slice along the first spatial axis; one-hot label maps are
-drawn as grey levels (background black, the last class white).
+drawn as grey levels (background black, the last class white). `grid_scores` gives the
+checkerboard check of the generator's images beside the real ones' (`generator.grid_score`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
+import torch
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from torch import Tensor
+
+from genseg_cli.evaluation.grid_score import grid_score
 
 COLUMNS = ("new mask", "synthetic image", "nearest real image")
 
@@ -85,3 +90,15 @@ def save_preview(
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)
     return path
+
+
+@torch.no_grad()
+def grid_scores(
+    make: Callable[[Tensor], Tensor], masks: Tensor, real_images: Tensor, batch: int = 16
+) -> tuple[float, float]:
+    """(grid score of the images `make` draws for `masks`, in batches of `batch`; grid score
+    of `real_images`), `make` being what the previews show (the recipe's preview images)."""
+    synthetic = torch.cat(
+        [make(masks[i : i + batch]).float().cpu() for i in range(0, len(masks), batch)]
+    )
+    return grid_score(synthetic), grid_score(real_images)

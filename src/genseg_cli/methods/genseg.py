@@ -50,6 +50,7 @@ class GenSeg(SyntheticDataMethod):
     """
 
     name = "genseg"
+    trains_generator = True
 
     def __init__(self, *, mlo: DictConfig, end_to_end_lr: float, **kwargs) -> None:
         super().__init__(**kwargs)
@@ -153,7 +154,7 @@ class GenSeg(SyntheticDataMethod):
         fake, synthetic = both[: real_masks.shape[0]], both[real_masks.shape[0] :]
         with record_function(GAN_STEP):
             # genseg+<ssl>: the objective's unlabeled batch also feeds a realism critic, if any
-            losses = self.recipe.update(real_masks, real_images, fake, self.unlabeled_images(batch))
+            losses = self.generator_update(real_masks, real_images, fake, batch)
         with torch.no_grad():
             synthetic = apply_images(self.levers, synthetic.detach(), draws)
         jitter = self.draw_jitter(new_masks.shape[0])

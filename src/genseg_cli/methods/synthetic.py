@@ -22,7 +22,8 @@ from genseg_cli.core.progress import item_progress
 from genseg_cli.data.photometric import PhotometricJitter
 from genseg_cli.data.streams import LABELLED, NEW_MASKS
 from genseg_cli.generators.base import GeneratorRecipe, build_recipe
-from genseg_cli.generators.previews import save_preview
+from genseg_cli.generators.previews import grid_scores, save_preview
+from genseg_cli.generators.pseudo_pairs import build_pseudo_pairs
 from genseg_cli.methods.base import Method, TrainingContext
 
 log = logging.getLogger(__name__)
@@ -35,10 +36,13 @@ class SyntheticDataMethod(Method):
     `cache_dir`; `synthetic_weight` is lambda in L(real) + lambda * L(synthetic); the recipe is
     built for the run's DataSpec (channels, model size, dimensionality). `synthetic_jitter`
     ({brightness, contrast, p}, or None) gives the synthetic images the photometric jitter the
-    real ones get.
+    real ones get. `generator.pseudo_pairs` adds the pool's pseudo-labelled pairs to the
+    generator's updates (`genseg_cli.generators.pseudo_pairs`); `generator.grid_score` records
+    the checkerboard check of its images (`genseg_cli.evaluation.grid_score`) in metrics.json.
     """
 
     streams = (LABELLED, NEW_MASKS)
+    trains_generator = False  # whether the generator keeps learning in the loop (genseg)
 
     def __init__(
         self,
@@ -55,6 +59,15 @@ class SyntheticDataMethod(Method):
         self.jitter = PhotometricJitter(**synthetic_jitter) if synthetic_jitter else None
         self.pretrain_cfg = pretrain
         self.recipe: GeneratorRecipe = build_recipe(generator, self.spec, self.runtime, pretrain.lr)
+        self.pseudo = build_pseudo_pairs(
+            generator.get("pseudo_pairs"),
+            self.unlabeled,
+            self.runtime,
+            weighs=self.recipe.weighs_pairs,
+            trains_end_to_end=self.trains_generator,
+            recipe_name=str(generator.get("name", self.recipe.name)),
+        )
+        self.grid: dict[str, float] = {}
         self.preview_masks: Tensor | None = None
         self.reference: dict[str, Tensor] = {}
         self.pretrain_info: dict = {}
@@ -86,15 +99,17 @@ class SyntheticDataMethod(Method):
     def _cache_path(self, context: TrainingContext) -> Path:
         recipe = {
             "data": context.cache_key,
-            "generator": OmegaConf.to_container(self.generator_cfg, resolve=True),
+            "generator": cache_settings(self.generator_cfg),
             "steps": int(self.pretrain_cfg.steps),
             "lr": float(self.pretrain_cfg.lr),
             # the cache holds the optimisers' moments beside the weights, so that a run from the
             # cache goes on exactly as one that pre-trained (files of the weights alone differ)
             "holds": "networks and optimisers",
         }
-        if self.recipe.learns_from_unlabeled:  # then the unlabeled images shape G too
-            recipe["unlabeled"] = context.unlabeled_key
+        if self.recipe.learns_from_unlabeled or self.pseudo_pretraining:
+            recipe["unlabeled"] = context.unlabeled_key  # then the unlabeled images shape G too
+        if self.pseudo_pretraining:
+            recipe["teacher"] = self.pseudo.digest()
         digest = hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:16]
         return Path(self.pretrain_cfg.cache_dir) / f"{digest}.pt"
 
@@ -122,7 +137,8 @@ class SyntheticDataMethod(Method):
         started = time.perf_counter()
         self.generator.train()
         unlabeled = None
-        if self.recipe.learns_from_unlabeled and context.unlabeled_batches is not None:
+        wanted = self.recipe.learns_from_unlabeled or self.pseudo_pretraining
+        if wanted and context.unlabeled_batches is not None:
             unlabeled = iter(context.unlabeled_batches(steps))
         with item_progress(context.progress) as bar:
             task = bar.add_task("pre-training the generator", total=steps)
@@ -131,12 +147,61 @@ class SyntheticDataMethod(Method):
                 extra = None
                 if unlabeled is not None:
                     extra = next(unlabeled)["unlabeled_image"].to(self.runtime.device)
-                losses = self.recipe.pretrain_step(masks, images, extra)
+                losses = self.pretrain_update(masks, images, extra)
                 bar.advance(task)
                 if i % 100 == 0 or i == steps:
                     losses_text = " ".join(f"{k}={v:.4f}" for k, v in losses.items())
                     log.info("pretrain %d/%d %s", i, steps, losses_text)
         return time.perf_counter() - started
+
+    @property
+    def pseudo_pretraining(self) -> bool:
+        """Whether pseudo-labelled pairs join the pre-training (a trained teacher only)."""
+        return self.pseudo is not None and self.pseudo.trained
+
+    def pretrain_update(
+        self, masks: Tensor, images: Tensor, pool: Tensor | None
+    ) -> dict[str, float]:
+        """One pre-training step on the real pairs, the pool's images `pool` going to the
+        recipe's realism term and, with pseudo pairs, to the teacher."""
+        unlabeled = pool if self.recipe.learns_from_unlabeled else None
+        if not self.pseudo_pretraining or pool is None:
+            return self.recipe.pretrain_step(masks, images, unlabeled)
+        masks, images, weights, logs = self.pseudo.join(
+            masks, images, pool, self.recipe.weighs_pairs
+        )
+        extra = {"weights": weights} if weights is not None else {}
+        return {**self.recipe.pretrain_step(masks, images, unlabeled, **extra), **logs}
+
+    def generator_update(
+        self, masks: Tensor, images: Tensor, fake: Tensor, batch: dict
+    ) -> dict[str, float]:
+        """The recipe's update in the loop on the step's real pairs (`fake`: the generator's
+        images for `masks`), with the pool's pseudo-labelled pairs when they are on."""
+        unlabeled = self.unlabeled_images(batch)
+        if self.pseudo is None or unlabeled is None:
+            return self.recipe.update(masks, images, fake, unlabeled)
+        n = masks.shape[0]
+        masks, images, weights, logs = self.pseudo.join(
+            masks, images, unlabeled, self.recipe.weighs_pairs
+        )
+        if masks.shape[0] > n:
+            fake = torch.cat([fake, self.synthesise(masks[n:])])
+        return {**self.recipe.update(masks, images, fake, unlabeled, weights), **logs}
+
+    def measure_grid(self, when: str) -> str:
+        """With `generator.grid_score`, the grid score of the generator's images for every real
+        train mask (as the previews make them) and of the real images, kept for metrics.json;
+        returns what the preview's title adds."""
+        if not self.generator_cfg.get("grid_score", False):
+            return ""
+        synthetic, real = grid_scores(
+            lambda m: self.recipe.preview_pairs(m)[0],
+            self.reference["mask"],
+            self.reference["image"],
+        )
+        self.grid.update({when: synthetic, "real": real})
+        return f"; grid score {synthetic:.2f} (real images {real:.2f})"
 
     def prepare(self, context: TrainingContext) -> None:
         self.preview_masks = context.preview_masks.to(self.runtime.device)
@@ -145,6 +210,7 @@ class SyntheticDataMethod(Method):
         steps = int(self.pretrain_cfg.steps)
         self.pretrain_info = self.pretrain(context) if steps > 0 else {}
         when = f"after {steps} pre-training steps" if steps > 0 else "no pre-training"
+        when += self.measure_grid("pretrained")
         self.save_preview(context.run_dir / "synthetic_pretrained.png", when)
 
     def save_preview(self, path: Path, title: str) -> None:
@@ -156,9 +222,8 @@ class SyntheticDataMethod(Method):
         return {**super().stateful(), **self.recipe.stateful()}
 
     def finish(self, run_dir: Path) -> dict:
-        self.save_preview(
-            run_dir / "synthetic_end.png", f"end of training (step {self.updates_done()})"
-        )
+        when = f"end of training (step {self.updates_done()})" + self.measure_grid("end")
+        self.save_preview(run_dir / "synthetic_end.png", when)
         save_torch(
             run_dir / "checkpoints" / "generator.pt",
             {
@@ -166,4 +231,22 @@ class SyntheticDataMethod(Method):
                 "config": OmegaConf.to_container(self.generator_cfg, resolve=True),
             },
         )
-        return {"generator": {**self.recipe.describe(), **self.pretrain_info}}
+        extra = {"grid_score": self.grid} if self.grid else {}
+        if self.pseudo is not None:
+            extra["pseudo_pairs"] = self.pseudo.describe()
+        return {"generator": {**self.recipe.describe(), **self.pretrain_info, **extra}}
+
+
+def cache_settings(generator: DictConfig) -> dict:
+    """The generator settings that shape a pre-trained generator (the cache's key): options at
+    the value that turns them off are left out, as are measurements, so that a generator cached
+    before an option existed stays valid."""
+    settings = OmegaConf.to_container(generator, resolve=True)
+    settings.pop("grid_score", None)  # a measurement only
+    pseudo = settings.get("pseudo_pairs")
+    if isinstance(pseudo, dict) and not float(pseudo.get("weight") or 0.0) > 0:
+        settings.pop("pseudo_pairs")
+    model = settings.get("model")
+    if isinstance(model, dict) and list(model.get("upsample_ops") or []) == ["transposed"]:
+        model.pop("upsample_ops")
+    return settings

@@ -21,6 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 from genseg_cli.core.config import compose, conf_dir
 from genseg_cli.core.errors import GensegError
 from genseg_cli.core.suggest import did_you_mean
+from genseg_cli.engine.method_settings import ABSENT_MEANS
 from genseg_cli.engine.settings import check_settings, check_value
 
 MULTIRUN_FLAGS = ("-m", "--multirun")
@@ -203,6 +204,7 @@ def config_differences(saved: DictConfig, current: DictConfig) -> list[str]:
         k
         for k in a.keys() | b.keys()
         if a.get(k) != b.get(k)
+        and not (k not in a and k in ABSENT_MEANS and b.get(k) == ABSENT_MEANS[k])
         and k not in RESUME_FREE
         and not k.startswith(RESUME_FREE_PREFIXES)
         and not k.endswith(RESUME_FREE_SUFFIXES)
