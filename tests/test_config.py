@@ -14,7 +14,9 @@ from genseg_cli.nets.mixed_conv import MixedConv
 from genseg_cli.nets.segmenters import build_segmenter
 
 GROUPS = sorted(
-    p.name for p in conf_dir().iterdir() if p.is_dir() and p.name not in ("hydra", "experiment")
+    p.name
+    for p in conf_dir().iterdir()
+    if p.is_dir() and p.name not in ("hydra", "experiment", "benchmark")
 )
 OPTIONS = [(g, p.stem) for g in GROUPS for p in sorted((conf_dir() / g).glob("*.yaml"))]
 EXPERIMENTS = [p.stem for p in sorted((conf_dir() / "experiment").glob("*.yaml"))]

@@ -17,7 +17,7 @@ from omegaconf import OmegaConf
 from genseg_cli.core.config import conf_dir
 from genseg_cli.stages.arguments import fit_width
 
-HIDDEN_GROUPS = {"hydra", "paths"}  # internals: where runs go is an override, not a choice
+HIDDEN_GROUPS = {"hydra", "paths", "benchmark"}  # internals, and the suites of genseg benchmark
 
 
 SENTENCE_END = re.compile(r"[.!?](?=\s+[A-Z]|\s*$)")  # not "e.g. the", nor "et al. 2021"
