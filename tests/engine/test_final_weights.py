@@ -137,6 +137,7 @@ def test_a_finished_run_drops_last_pt_a_stopped_or_failed_one_keeps_it(ended) ->
     assert status["nan_done"]["status"] == "failed"
     assert not (ended["done"] / LAST).exists() and (ended["done"] / "checkpoints/best.pt").is_file()
     for name in ("stopped", "nan_done", "nan_stopped"):  # resume=RUN_DIR starts from it
+        assert (ended[name] / LAST).is_file(), name
         assert load_torch(ended[name] / LAST)["step"] >= 1, name
 
 
