@@ -217,7 +217,7 @@ def disk(root: Path, clean: bool, console: Console) -> int:
         console.print(line, highlight=False, markup=False, soft_wrap=True)
 
     if not use.freeable:
-        say(f"nothing to give back under {root}: no generator cache, no last.pt of a finished run")
+        say(f"nothing to give back under {root}: no cache or finished run's last.pt is free to go")
     elif not clean:
         say(f"space genseg can give back under {root}:")
         for item in use.freeable:
