@@ -17,6 +17,12 @@ and mask together):
    hypergradient of the validation loss), `freeze` when frozen must mean more than eval mode.
 4. Write `conf/generator/<name>.yaml` with `_target_: genseg_cli.generators.<module>.<Class>`,
    a `name`, and your settings. `method=separate|genseg generator=<name>` then uses it.
+5. A generator that makes image and mask together (no mask input): set `makes_masks = True`
+   and override `pairs(masks, exact)` to return as many (images, binary masks) pairs of its own
+   as `masks` holds, `preview_pairs` for the preview grids, and `pretrain_step` (the default
+   calls `synthesise(masks)`); `supported_dims = (2,)` if it cannot make volumes. The methods
+   ask every recipe for pairs, so `separate`, TSTR and `genseg generate` use it unchanged;
+   `method=genseg` refuses it before training (`genseg_cli.generators.wgan` is the example).
 """
 
 from __future__ import annotations
