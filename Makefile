@@ -11,7 +11,7 @@ setup:  ## create .venv and install genseg with its dependencies (torch from the
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet torch==2.14.1 torchvision==0.29.1
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[dev,nnunet]'
 
 # The main job: GenSeg on Kvasir-SEG with 40 labels (a public archive, fetched when missing).
 MAIN_DATA  := kvasir

@@ -304,6 +304,8 @@ def prepare_run(cfg: DictConfig) -> PreparedRun:
     check_teacher_run(cfg, data)
     if isinstance(method, SyntheticDataMethod):
         generator_augment(cfg)  # a misspelt generator.skip_augment, refused before training
+    if hasattr(method, "preflight"):  # a method's own checks (nnU-Net: installed, extra pairs)
+        method.preflight(cfg, data)
     return PreparedRun(cfg, spec, runtime, data, method)
 
 
@@ -327,10 +329,16 @@ def train_prepared(run: PreparedRun, run_dir: Path) -> dict:
         runtime.precision,
         runtime.device,
     )
-    best = fit(cfg, method, data, run_dir)
-    # the last step's weights, scored before evaluate_run loads the kept checkpoint
-    final = score_final_weights(cfg, method, data, best["step"])
-    results = evaluate_run(cfg, method, data, run_dir)
+    if hasattr(method, "train_and_predict"):  # a framework with its own loop (nnU-Net)
+        best, per_image = method.train_and_predict(cfg, data, run_dir)
+        write_csv(run_dir / "per_image.csv", per_image[["set", *per_image.columns.drop("set")]])
+        results = {name: summarise(rows) for name, rows in per_image.groupby("set", sort=False)}
+        final, precision = None, method.precision
+    else:
+        best = fit(cfg, method, data, run_dir)
+        # the last step's weights, scored before evaluate_run loads the kept checkpoint
+        final = score_final_weights(cfg, method, data, best["step"])
+        results, precision = evaluate_run(cfg, method, data, run_dir), runtime.precision
     metrics = {
         "run": {
             "dataset": cfg.dataset.name,
@@ -338,10 +346,10 @@ def train_prepared(run: PreparedRun, run_dir: Path) -> dict:
             "backbone": cfg.backbone.name,
             "n_labeled": int(cfg.n_labeled),
             "seed": int(cfg.seed),
-            "steps": int(cfg.trainer.steps),
+            "steps": int(best.get("steps", cfg.trainer.steps)),
             "image_size": spec.model_size,
             "device": str(runtime.device),
-            "precision": runtime.precision,
+            "precision": precision,
             "resolution": cfg.evaluation.resolution,
             "n_train": len(data.train),
             "n_val": len(data.val),
@@ -357,7 +365,7 @@ def train_prepared(run: PreparedRun, run_dir: Path) -> dict:
         "test": results.pop("test"),
         "ood": results,
         "ood_absent": data.ood_absent,  # listed out-of-domain sets not in the data dir
-        "machine": machine_fingerprint(runtime.precision, runtime.device),
+        "machine": machine_fingerprint(precision, runtime.device),
     }
     if cfg.evaluation.get("final_weights", False):
         final = final or {"step": best["step"], "test": metrics["test"], **metrics["ood"]}
