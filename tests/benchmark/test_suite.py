@@ -84,3 +84,22 @@ def test_a_bad_suite_is_one_error_naming_the_file_and_key(case: str, tmp_path: P
 def test_an_unknown_suite_name_suggests_the_closest() -> None:
     with pytest.raises(GensegError, match="did you mean smoke"):
         load_suite("smok")
+
+
+@pytest.mark.parametrize("name", SUITES)
+def test_every_method_of_every_suite_composes_and_builds(name: str) -> None:
+    """A misspelt key or option in a suite fails here, not hours into a benchmark."""
+    from genseg_cli.core.config import compose
+    from genseg_cli.core.runtime import resolve_runtime
+    from genseg_cli.data.spec import DataSpec
+    from genseg_cli.engine.loop import build_method
+
+    suite = load_suite(name)
+    runtime = resolve_runtime("cpu", "fp32", False)
+    for i, entry in enumerate(suite.datasets):
+        block = next(b for b in suite.blocks() if b.dataset == entry.name)
+        for method in suite.methods:
+            cfg = compose("train", suite.run_overrides(block, method))
+            assert cfg.n_labeled == block.budget and cfg.seed == block.seed
+            if i == 0:  # the networks a method builds do not depend on the dataset's name
+                build_method(cfg, runtime, DataSpec.from_config(cfg))
