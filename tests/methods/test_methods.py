@@ -68,9 +68,9 @@ class TestJsrt(MethodTester):
         assert all(unmoved(batch["generator_image"])) and not any(unmoved(batch["image"]))
         seen, update = {}, method.recipe.update
 
-        def spy(masks, images, fake, unlabeled=None):
+        def spy(masks, images, fake, unlabeled=None, weights=None):
             seen["images"] = images
-            return update(masks, images, fake, unlabeled)
+            return update(masks, images, fake, unlabeled, weights)
 
         method.recipe.update = spy
         method.prepare(context)

@@ -10,7 +10,7 @@ from genseg_cli.cli import STAGES
 from genseg_cli.cli import main as cli_main
 from genseg_cli.core.config import conf_dir
 from genseg_cli.stages import evaluate, generate, predict
-from genseg_cli.stages.train_help import describe
+from genseg_cli.stages.train_help import HIDDEN_GROUPS, describe
 
 ALLOWED = {
     "generate": (generate.ARGS, "format", "standard, nnunet"),
@@ -81,7 +81,7 @@ def test_help_fits_the_terminal_and_cuts_nothing(stage, width, capsys, monkeypat
     text = " ".join(out.split())
     if stage == "train":  # every option named, with its description whole
         for path in sorted(conf_dir().glob("*/*.yaml")):
-            if path.parent.name not in ("hydra", "paths"):
+            if path.parent.name not in HIDDEN_GROUPS:
                 assert f"{path.stem} {describe(path)}" in text, path
     elif stage in ALLOWED:
         spec = ALLOWED[stage][0]

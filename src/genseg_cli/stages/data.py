@@ -134,7 +134,7 @@ def check(name: str, data_dir: str, root: str | None) -> int:
     try:
         report = codec_for(spec.dims).check(folder)
     except DataContractError as err:  # a folder that cannot even be indexed (duplicate ids)
-        console.print(f"[red]problem:[/red] {err}", highlight=False)
+        console.print(f"[red]problem:[/red] {err}", highlight=False, soft_wrap=True)
         console.print(f"[red]{name} breaks the dataset contract[/red] (1 problem)")
         return 1
     console.print(summary_table(name, report))
@@ -152,11 +152,12 @@ def check(name: str, data_dir: str, root: str | None) -> int:
         )
     warnings, split_problems = split_findings(spec, folder)
     for warning in report.warnings + warnings:
-        console.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
+        # soft_wrap: a long path is never broken across lines (copyable, and greppable)
+        console.print(f"[yellow]warning:[/yellow] {warning}", highlight=False, soft_wrap=True)
     problems = report.problems + ([report.empty_problem()] if report.all_empty else [])
     problems += split_problems
     for problem in problems:
-        console.print(f"[red]problem:[/red] {problem}", highlight=False)
+        console.print(f"[red]problem:[/red] {problem}", highlight=False, soft_wrap=True)
     if problems:
         console.print(f"[red]{name} breaks the dataset contract[/red] ({len(problems)} problems)")
         return 1
@@ -175,7 +176,8 @@ def prepare(
         spec.prepare or name, src=Path(src), dst=target, max_size=max_size, overwrite=overwrite
     )
     for warning in result.warnings:
-        console.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
+        # soft_wrap: a long path is never broken across lines (copyable, and greppable)
+        console.print(f"[yellow]warning:[/yellow] {warning}", highlight=False, soft_wrap=True)
     console.print(
         f"prepared {result.n_pairs} pairs of {name} in {result.dst}"
         f"{' (with the official split)' if result.has_split else ''}"
