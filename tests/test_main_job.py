@@ -45,6 +45,7 @@ def make_train(data_dir: Path, run_dir: Path) -> list[list[str]]:
     out = subprocess.run(
         [
             "make",
+            "--no-print-directory",  # under `make test` a nested make would name its folder
             "-n",
             "train",
             f"VENV={VENV}",
