@@ -136,8 +136,8 @@ def paste_into_readme(readme: Path, suite: str, markdown: str, tables: Path) -> 
     head, rest = readme.read_text().split(start, 1)
     _, tail = rest.split(end, 1)
     where = (
-        f"Made by `genseg benchmark suite={suite} --report readme={readme.name}` "
-        f"from `{tables}/benchmark.md`."
+        f"Made by `genseg benchmark suite={suite} tables={tables} --report readme={readme.name}`"
+        f" (all of it: `{tables}/benchmark.md`)."
     )
     body = f"{start}\n{glance_section(markdown)}\n\n{where}\n{end}"
     readme.write_text(head + body + tail)
