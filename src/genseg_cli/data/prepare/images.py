@@ -16,14 +16,13 @@ import numpy as np
 from PIL import Image
 
 from genseg_cli.core.errors import DataContractError
+from genseg_cli.data.io import WIDE_GREY, stretch_to_uint8
 from genseg_cli.data.prepare.sources import SourcePair
 
 log = logging.getLogger(__name__)
 
 IMAGE_DIR = "images"
 MASK_DIR = "masks"
-# Pillow narrows these to 8 bits by clipping, which turns 12/16-bit X-rays almost white.
-_WIDE_GREY_MODES = frozenset({"I", "I;16", "I;16B", "I;16L", "I;16N", "F"})
 
 
 @dataclass(frozen=True)
@@ -45,18 +44,9 @@ class SkipPair(Exception):
 # --------------------------------------------------------------------------- pixels
 
 
-def scale_to_uint8(values: np.ndarray) -> np.ndarray:
-    """Min-max stretch to 0..255; a constant image becomes black instead of dividing by 0."""
-    values = values.astype(np.float64)
-    low, high = float(values.min()), float(values.max())
-    if high <= low:
-        return np.zeros(values.shape, dtype=np.uint8)
-    return np.round((values - low) * (255.0 / (high - low))).astype(np.uint8)
-
-
 def _to_mode(image: Image.Image, mode: str) -> Image.Image:
-    if image.mode in _WIDE_GREY_MODES:
-        image = Image.fromarray(scale_to_uint8(np.asarray(image)))
+    if image.mode in WIDE_GREY:
+        image = Image.fromarray(stretch_to_uint8(np.asarray(image)))
     return image.convert(mode)
 
 
@@ -75,7 +65,7 @@ def read_jsrt_raw(path: Path, size: int = 2048) -> Image.Image:
             f"cannot read image {path}: {n_bytes} bytes is not a square 16-bit raw image"
         )
     values = np.fromfile(path, dtype=">u2").reshape(side, side)
-    return Image.fromarray(255 - scale_to_uint8(values))
+    return Image.fromarray(255 - stretch_to_uint8(values))
 
 
 def read_source_image(path: Path, mode: str) -> Image.Image:
@@ -98,7 +88,7 @@ def _read_mask_values(path: Path, raw: bool) -> np.ndarray:
             mask.load()
             # Label maps need their stored values; binary masks in palette or RGB form are
             # safer through 'L', where black stays 0 whatever the palette order.
-            if (raw and mask.mode in ("L", "P")) or mask.mode in _WIDE_GREY_MODES:
+            if (raw and mask.mode in ("L", "P")) or mask.mode in WIDE_GREY:
                 return np.asarray(mask)
             return np.asarray(mask.convert("L"))
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
