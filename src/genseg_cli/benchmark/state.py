@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from genseg_cli.benchmark.suite import Block, Suite
-from genseg_cli.core.fingerprint import code_commit, cpu_flags, cpu_model
+from genseg_cli.core.fingerprint import machine_fingerprint
 
 TIMINGS = "timings.csv"  # one row per run the benchmark launched: its wall time and machine
 # the fields a run's machine must share with this one for a block to continue here (threads
@@ -28,15 +28,9 @@ MACHINE_KEYS = ("cpu_model", "cpu_flags", "gpu", "torch", "cuda", "commit")
 
 def this_machine() -> dict[str, str]:
     """The MACHINE_KEYS of the machine the benchmark runs on (its default device)."""
-    cuda = torch.cuda.is_available()
-    return {
-        "cpu_model": cpu_model(),
-        "cpu_flags": cpu_flags(),
-        "gpu": torch.cuda.get_device_name(0) if cuda else "none",
-        "torch": torch.__version__,
-        "cuda": str(torch.version.cuda or "none") if cuda else "none",
-        "commit": code_commit(),
-    }
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    fingerprint = machine_fingerprint("n/a", device)  # precision: set by each run's profile
+    return {key: str(fingerprint[key]) for key in MACHINE_KEYS}
 
 
 def machine_label(machine: dict) -> str:
