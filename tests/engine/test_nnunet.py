@@ -1,168 +1,33 @@
-"""method=nnunet: nnU-Net v2 on the run's own split, interrupted and resumed, scored like every
-run and paired with the baseline by `genseg report`; its folders never hold a test image."""
+"""method=nnunet on real data: a JSRT run stopped and resumed from nnU-Net's checkpoint, scored
+like every run and paired with the baseline by `genseg report`, its folders never holding a test
+image; then evaluate, predict and generate on it, and a signal while it trains. A 3D run on
+hippocampus."""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
+import signal
+import subprocess
+import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
+from omegaconf import OmegaConf
+from PIL import Image
 
-from genseg_cli.core.config import compose
 from genseg_cli.core.errors import GensegError
-from genseg_cli.core.runtime import resolve_runtime
-from genseg_cli.data.run_data import RunData
-from genseg_cli.data.samples import Sample
-from genseg_cli.data.splits import Splits
-from genseg_cli.data.writers import PairWriter
-from genseg_cli.engine.loop import build_method
-from genseg_cli.engine.nnunet import runner
-from genseg_cli.engine.nnunet.layout import Folders, check_extra_pairs, write_raw_dataset
 from genseg_cli.engine.nnunet.method import nnunet_installed
-from genseg_cli.engine.nnunet.plans import adjust
-from genseg_cli.engine.nnunet.predict import as_logits, nnunet_input
 from tests.conftest import DATA_DIR
-from tests.stages.test_cli import genseg
+from tests.engine.test_nnunet_settings import file_cases
+from tests.stages.test_cli import GENSEG, genseg
 
-CPU = resolve_runtime("cpu", "fp32", False)
 # one thread: two threads of a loaded two-core machine slow nnU-Net's small convolutions ~20x
 FAST = ["method=nnunet", "profile=debug", "trainer.num_threads=1", "trainer.progress=false"]
-
-
-def nnunet_method(*overrides: str):
-    cfg = compose("train", ["method=nnunet", "profile=debug", *overrides])
-    return cfg, build_method(cfg, CPU)
-
-
-def fake_pairs(prefix: str, n: int) -> list[Sample]:
-    rng = np.random.default_rng(0)
-    pairs = []
-    for i in range(n):
-        mask = np.zeros((24, 20), bool)
-        mask[6:18, 5:15] = True
-        pairs.append(Sample(f"{prefix}{i}", rng.integers(0, 255, (24, 20, 1), np.uint8), mask))
-    return pairs
-
-
-def file_cases(folder: Path) -> set[str]:
-    """Case names of an nnU-Net folder's files (channel suffix and extensions dropped)."""
-    names = set()
-    for path in folder.iterdir():
-        stem = path.name.split(".")[0]
-        names.add(stem.removesuffix("_0000").removesuffix("_seg"))
-    return names
-
-
-# ----- settings, plans, logits (no training) ------------------------------------------------------
-@pytest.mark.parametrize(
-    ("override", "words"),
-    [
-        ("method.epochs=0", "method.epochs=0 must be at least 1"),
-        ("method.checkpoint=last", "method.checkpoint=last must be one of final, best"),
-        ("backbone=segformer", "backbone=segformer does not apply to method=nnunet"),
-        ("ssl=fixmatch", "method=nnunet trains on the labelled pairs only"),
-        ("method.configuration=3d_fullres", "does not fit the 2D dataset 'jsrt'"),
-    ],
-)
-def test_settings_nnunet_cannot_use_are_refused_in_one_line(override, words):
-    with pytest.raises(GensegError, match=words):
-        nnunet_method(override)
-
-
-def test_the_profiles_set_the_budget():
-    cpu = compose("train", ["method=nnunet"]).method
-    paper = compose("train", ["method=nnunet", "profile=paper"]).method
-    assert cpu.epochs * cpu.iterations_per_epoch == compose("train", []).trainer.steps
-    assert (paper.epochs, paper.iterations_per_epoch) == (1000, 250)  # nnU-Net's defaults
-
-
-def test_plan_adjustments_keep_the_patch_a_multiple_of_the_networks_stride():
-    configuration = {
-        "batch_size": 12,
-        "patch_size": [224, 192],
-        "architecture": {
-            "arch_kwargs": {
-                "strides": [[1, 1], [2, 2], [2, 2], [2, 2], [2, 2], [2, 2]],
-                "features_per_stage": [32, 64, 128, 256, 512, 512],
-            }
-        },
-    }
-    adjust(configuration, {"batch_size": 2, "max_patch": 100, "width": 8})
-    assert configuration["batch_size"] == 2
-    assert configuration["patch_size"] == [96, 96]  # 100 down to a multiple of 2**5
-    arch = configuration["architecture"]["arch_kwargs"]
-    assert arch["features_per_stage"] == [8, 16, 32, 64, 128, 128]
-
-
-def test_nnunets_probabilities_become_genseg_logits():
-    p = np.array([0.2, 0.7, 0.5], np.float32)
-    two_class = np.stack([1 - p, p])[:, None, None]  # C x 1 x 1 x W, a 2D image
-    logits = as_logits(two_class, dims=2)
-    assert logits.shape == (1, 1, 3)
-    assert torch.allclose(torch.sigmoid(logits[0, 0]), torch.from_numpy(p), atol=1e-5)
-    three = np.random.default_rng(0).dirichlet([1, 1, 1], size=(2, 2, 2)).transpose(3, 0, 1, 2)
-    assert (as_logits(three, dims=3).argmax(0).numpy() == three.argmax(0)).all()
-    image, props = nnunet_input(fake_pairs("a", 1)[0], dims=2)
-    assert image.shape == (1, 1, 24, 20) and props == {"spacing": [999.0, 1.0, 1.0]}
-
-
-# ----- the raw dataset and GenSeg's pairs -------------------------------------------------------
-def test_extra_pairs_join_the_training_ids_only(tmp_path):
-    _, method = nnunet_method()
-    writer = PairWriter(tmp_path / "Dataset900_Syn", "nnunet", channels=1)
-    for i in range(2):
-        image = np.zeros((1, 16, 16), np.float32)
-        writer.add(f"syn_{i:05d}", image, np.eye(16, dtype=np.uint8))
-    writer.close("synthetic")
-    check_extra_pairs(tmp_path / "Dataset900_Syn", method.spec)
-    folders = Folders.of(tmp_path / "run", "jsrt")
-    train, val = fake_pairs("t", 3), fake_pairs("v", 2)
-    fold = write_raw_dataset(folders, train, val, method.spec, None, tmp_path / "Dataset900_Syn")
-    extra = ["extra_syn_00000", "extra_syn_00001"]
-    assert fold == {"train": ["t0", "t1", "t2", *extra], "val": ["v0", "v1"]}
-    assert file_cases(folders.raw_dataset / "imagesTr") == {*fold["train"], *fold["val"]}
-    meta = json.loads((folders.raw_dataset / "dataset.json").read_text())
-    assert set(meta["dataset"]) == {*fold["train"], *fold["val"]}
-
-
-def test_extra_pairs_of_other_data_are_refused(tmp_path):
-    _, method = nnunet_method()
-    writer = PairWriter(tmp_path / "Dataset901_Rgb", "nnunet", channels=3)
-    writer.add("syn_00000", np.zeros((3, 8, 8), np.float32), np.eye(8, dtype=np.uint8))
-    writer.close("colour pairs")
-    with pytest.raises(GensegError, match="its images have 3 channels, dataset 'jsrt' 1"):
-        check_extra_pairs(tmp_path / "Dataset901_Rgb", method.spec)
-    with pytest.raises(GensegError, match="no such folder"):
-        check_extra_pairs(tmp_path / "absent", method.spec)
-
-
-def small_run_data() -> RunData:
-    train, val = fake_pairs("t", 3), fake_pairs("v", 2)
-    splits = Splits(["t0", "t1", "t2"], ["v0", "v1"], [], ["t0", "t1", "t2", "v0", "v1"])
-    return RunData(splits, train, val, [])
-
-
-def test_nnunets_failure_is_a_one_line_error_and_a_stop_passes_through(tmp_path, monkeypatch):
-    cfg, method = nnunet_method()
-
-    def out_of_memory(*args, **kwargs):
-        raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
-
-    monkeypatch.setattr(runner, "plan_and_preprocess", out_of_memory)
-    with pytest.raises(GensegError, match="nnU-Net failed: RuntimeError: CUDA out of memory"):
-        runner.run_nnunet(cfg, method, small_run_data(), tmp_path / "failed")
-
-    def stopped(*args, **kwargs):  # Ctrl-C (or the SIGTERM handler's BaseException)
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(runner, "plan_and_preprocess", stopped)
-    with pytest.raises(KeyboardInterrupt):
-        runner.run_nnunet(cfg, method, small_run_data(), tmp_path / "stopped")
-    assert "nnUNet_raw" not in os.environ  # nnU-Net's paths were the run's only while it ran
 
 
 # ----- real runs: JSRT (2D) stopped and resumed, a baseline beside it; hippocampus (3D) ---------
@@ -176,15 +41,19 @@ def sweep(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def stopped(sweep) -> dict:
-    """A JSRT nnU-Net run stopped after its first epoch (trainer.stop_after)."""
+def stopped(sweep, tmp_path_factory) -> dict:
+    """A JSRT nnU-Net run stopped after its first epoch (trainer.stop_after), and a copy of it
+    as it stopped (outside the sweep, for a signal while it resumes)."""
     run = sweep / "jsrt" / "nnunet" / "seed0"
     out = genseg("train", "dataset=jsrt", *FAST, "trainer.stop_after=2", f"hydra.run.dir={run}")
     fold = run / "nnunet/results/Dataset001_jsrt/GensegTrainer__nnUNetPlans__2d/fold_0"
     latest = fold / "checkpoint_latest.pth"
     logged = torch.load(latest, weights_only=False)["logging"] if latest.is_file() else {}
     status = json.loads((run / "status.json").read_text())
-    return {"run": run, "out": out, "fold": fold, "logged": logged, "status": status}
+    copy = tmp_path_factory.mktemp("signalled") / "seed0"
+    if run.is_dir():
+        shutil.copytree(run, copy)
+    return {"run": run, "out": out, "fold": fold, "logged": logged, "status": status, "copy": copy}
 
 
 @pytest.fixture(scope="module")
@@ -276,3 +145,141 @@ def test_a_3d_run_on_hippocampus(tmp_path):
     assert metrics["test"]["n"] == len(splits["test"])
     raw = run / "nnunet/raw/Dataset001_hippocampus"
     assert file_cases(raw / "labelsTr") == set(splits["train"]) | set(splits["val"])
+    # predict: nnU-Net's label map of a test volume, with its header, as the run scored it
+    from genseg_cli.evaluation.metrics import class_scores
+    from genseg_cli.stages.predict import predict_folder
+
+    nib = pytest.importorskip("nibabel")
+    key, volumes = splits["test"][0], DATA_DIR / "hippocampus"
+    (tmp_path / "new").mkdir()
+    shutil.copy(volumes / "imagesTr" / f"{key}.nii.gz", tmp_path / "new")
+    args = [f"run_dir={run}", f"input={tmp_path / 'new'}", f"output={tmp_path / 'labels'}"]
+    assert predict_folder([*args, "device=cpu"])["n_masks"] == 1
+    source, written = (nib.load(tmp_path / d / f"{key}.nii.gz") for d in ("new", "labels"))
+    labels = np.asarray(written.dataobj)
+    assert labels.shape == source.shape and np.allclose(written.affine, source.affine)
+    truth = np.asarray(nib.load(volumes / "labelsTr" / f"{key}.nii.gz").dataobj)
+    trained = pd.read_csv(run / "per_image.csv").set_index("id").loc[key, "dice"]
+    dice = class_scores(labels, truth, ["anterior", "posterior"])["dice"]
+    assert dice == pytest.approx(trained, abs=1e-4)
+
+
+# ----- the stages after training on the finished JSRT run ---------------------------------------
+def user_folder(resumed: Path, folder: Path, n: int) -> list[str]:
+    """`n` of the run's test images (and masks) copied into `folder` (images/, masks/)."""
+    ids = json.loads((resumed / "splits.json").read_text())["test"][:n]
+    for sub in ("images", "masks"):
+        (folder / sub).mkdir(parents=True)
+        for key in ids:
+            shutil.copy(DATA_DIR / "jsrt" / sub / f"{key}.png", folder / sub)
+    return ids
+
+
+def trained_dice(resumed: Path) -> dict[str, float]:
+    rows = pd.read_csv(resumed / "per_image.csv")
+    return dict(zip(rows[rows.set == "test"].id, rows[rows.set == "test"].dice, strict=True))
+
+
+@pytest.mark.slow
+def test_evaluate_scores_an_nnunet_run_as_training_did(resumed, tmp_path):
+    from genseg_cli.stages.evaluate import evaluate_run_dir
+
+    ids = user_folder(resumed, tmp_path / "mine", 2)
+    args = [f"run_dir={resumed}", f"datasets=[{tmp_path / 'mine'}]", "device=cpu"]
+    metrics, out = evaluate_run_dir([*args, f"out={tmp_path / 'kept'}"])
+    assert metrics["run"]["method"] == "nnunet" and metrics["ood"]["mine"]["n"] == 2
+    scored = pd.read_csv(out / "per_image.csv").set_index("id").dice
+    # nnU-Net's predictor at each image's own shape, as the run scored its test split
+    trained = trained_dice(resumed)
+    assert [scored[i] for i in ids] == pytest.approx([trained[i] for i in ids], abs=1e-4)
+    final, _ = evaluate_run_dir([*args, f"out={tmp_path / 'final'}", "weights=final"])
+    assert final["weights_step"] == 4  # checkpoint_final.pth, which method.checkpoint=final kept
+    assert final["ood"]["mine"]["dice_mean"] == pytest.approx(metrics["ood"]["mine"]["dice_mean"])
+
+
+@pytest.mark.slow
+def test_predict_writes_nnunets_masks_and_refuses_an_export(resumed, tmp_path):
+    from genseg_cli.stages.predict import predict_folder
+
+    ids = user_folder(resumed, tmp_path / "mine", 2)
+    out = tmp_path / "masks"
+    with pytest.raises(GensegError, match=r"nnU-Net run \(method=nnunet\).*export=onnx does"):
+        predict_folder(
+            [
+                f"run_dir={resumed}",
+                f"input={tmp_path}/mine/images",
+                f"output={out}",
+                "export=onnx",
+                "device=cpu",
+            ]
+        )
+    assert not out.exists()  # refused before any mask was written
+    result = genseg(
+        "predict",
+        f"run_dir={resumed}",
+        f"input={tmp_path}/mine/images",
+        f"output={out}",
+        "device=cpu",
+    )
+    assert result.returncode == 0, result.stderr
+    trained = trained_dice(resumed)
+    for key in ids:
+        mask = np.asarray(Image.open(out / f"{key}.png"))
+        truth = np.asarray(Image.open(tmp_path / "mine" / "masks" / f"{key}.png")) > 0
+        assert mask.shape == truth.shape and set(np.unique(mask)) <= {0, 255}
+        dice = 2 * (truth & (mask > 0)).sum() / (truth.sum() + (mask > 0).sum())
+        assert dice == pytest.approx(trained[key], abs=1e-4)  # the mask the run scored
+
+
+@pytest.mark.slow
+def test_generate_and_a_teacher_refuse_an_nnunet_run_in_one_line(resumed, tmp_path):
+    result = genseg("generate", f"run_dir={resumed}", "n=2", f"out={tmp_path / 'syn'}")
+    assert result.returncode == 2, result.stderr
+    line = " ".join(result.stderr.split())
+    assert f"run {resumed} is an nnU-Net run (method=nnunet)" in line
+    assert "method=separate or method=genseg" in line and "method.extra_pairs=DIR" in line
+    assert "Traceback" not in result.stderr and not (tmp_path / "syn").exists()
+    from genseg_cli.engine.restore import load_run
+
+    with pytest.raises(GensegError, match="ssl.teacher_run does not apply to it; give a teacher"):
+        load_run(resumed, "cpu").network("ssl.teacher_run")
+
+
+@pytest.mark.slow
+def test_a_signal_while_nnunet_trains_says_where_it_resumes(stopped, tmp_path):
+    """SIGTERM during a resumed run's training: status.json and `genseg runs` name nnU-Net's
+    checkpoint as it is on disk, never genseg's own wording."""
+    from genseg_cli.engine.nnunet.finished import TRAINER, fold_folder
+    from genseg_cli.engine.nnunet.trainer import GensegTrainer
+
+    run, said_file = stopped["copy"], tmp_path / "said.txt"
+    assert GensegTrainer.__name__ == TRAINER
+    with said_file.open("w") as said_out:  # a file, not a pipe that could fill and block it
+        process = subprocess.Popen(
+            [GENSEG, "train", f"resume={run}"],
+            stdout=said_out,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "COLUMNS": "200"},
+        )
+        log, deadline = run / "train.log", time.monotonic() + 240
+        try:
+            while "resumed after epoch 1" not in (log.read_text() if log.is_file() else ""):
+                alive = process.poll() is None and time.monotonic() < deadline
+                assert alive, said_file.read_text()[-3000:]
+                time.sleep(0.05)
+            process.send_signal(signal.SIGTERM)
+            process.wait(timeout=120)
+        finally:
+            if process.poll() is None:  # a failed wait: leave no training behind
+                process.kill()
+    assert process.returncode == 4, said_file.read_text()[-3000:]
+    reason = json.loads((run / "status.json").read_text())["reason"]
+    fold = fold_folder(run, OmegaConf.load(run / "config.yaml"))
+    assert fold == stopped["copy"] / stopped["fold"].relative_to(stopped["run"])
+    if (fold / "checkpoint_final.pth").is_file():  # the signal came after training ended
+        said = "nnU-Net had finished training (checkpoint_final.pth)"
+    else:
+        said = "nnU-Net's checkpoint_latest.pth holds epoch 1 of 2 (step 2); continue from it"
+    assert reason.startswith(f"stopped by SIGTERM; {said}") and f"resume={run}" in reason
+    listed = genseg("runs", str(run.parent))
+    assert f"stopped seed0: stopped by SIGTERM; {said}" in " ".join(listed.stdout.split())

@@ -33,6 +33,8 @@ def use_final_weights(run: TrainedRun) -> int:
     scored) a run whose last.pt is gone or holds an earlier step: scoring it as final would be
     a silent wrong result.
     """
+    if run.own is not None:  # a framework keeps its own final weights (nnU-Net's)
+        return run.own.use_final_weights()
     steps = int(run.cfg.trainer.steps)
     if run.cfg.trainer.get("keep", "best_val") == "final":
         return steps

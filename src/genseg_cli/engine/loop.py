@@ -86,7 +86,7 @@ def build_unlabeled_objective(
     extra = {}
     if settings.pop("teacher_run", None):
         device = str(runtime.device) if runtime is not None else "auto"
-        extra["teacher"] = load_run(node.teacher_run, device).segmenter
+        extra["teacher"] = load_run(node.teacher_run, device).network("ssl.teacher_run")
     # the objective's own check of its settings, as one line (exit 2)
     return instantiate_explained(
         OmegaConf.create(settings),

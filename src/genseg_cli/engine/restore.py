@@ -1,18 +1,25 @@
-"""Reopening a finished run: its config, splits, best segmenter and (if any) generator."""
+"""Reopening a finished run: its config, splits, best segmenter and (if any) generator; for a
+framework with its own network (nnU-Net), that framework's model (`genseg_cli.engine.run_kind`)."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import pandas as pd
+import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from genseg_cli.core.errors import GensegError
 from genseg_cli.core.files import load_torch
 from genseg_cli.core.runtime import Runtime, resolve_runtime
+from genseg_cli.data.samples import Sample
 from genseg_cli.data.spec import DataSpec
+from genseg_cli.engine.run_kind import OwnModel, model_file, own_model
+from genseg_cli.evaluation.evaluate import predict_logits, score_pairs, to_size
 from genseg_cli.generators.base import GeneratorRecipe, build_recipe
 from genseg_cli.nets.segmenters import build_segmenter
 
@@ -20,14 +27,41 @@ from genseg_cli.nets.segmenters import build_segmenter
 @dataclass
 class TrainedRun:
     """A finished run: its composed config, splits, best-validation segmenter (eval mode) and
-    the data spec its networks were built for."""
+    the data spec its networks were built for. A framework's run (nnU-Net) has no segmenter but
+    its own model, which predicts each image at its own shape."""
 
     run_dir: Path
     cfg: DictConfig
     splits: dict[str, list[str]]
-    segmenter: nn.Module
+    segmenter: nn.Module | None
     runtime: Runtime
     spec: DataSpec
+    own: OwnModel | None = None
+
+    def network(self, use: str) -> nn.Module:
+        """The genseg segmenter, for what only it serves (`use`: e.g. export); a framework's run
+        is refused in one line saying what to do instead."""
+        if self.own is not None:
+            raise GensegError(self.own.refusal(use))
+        assert self.segmenter is not None
+        return self.segmenter
+
+    def logits(self, samples: Sequence[Sample], batch_size: int) -> list[torch.Tensor]:
+        """Logits (classes x spatial, fp32, CPU) of each sample: at the model size from a
+        segmenter, at the image's own shape from a framework's model."""
+        if self.own is not None:
+            return [self.own.logits(sample) for sample in samples]
+        return predict_logits(self.network("predict"), samples, self.spec, self.runtime, batch_size)
+
+    def score(
+        self, samples: Sequence[Sample], resolution: str, threshold: float, batch_size: int
+    ) -> pd.DataFrame:
+        """Per-sample scores, compared at `resolution` as training's evaluation compares them."""
+        logits = self.logits(samples, batch_size)
+        if resolution == "model":  # a framework's logits come at each image's own shape
+            size = tuple(self.spec.spatial)
+            logits = [x if tuple(x.shape[1:]) == size else to_size(x, size) for x in logits]
+        return score_pairs(logits, samples, self.spec, resolution, threshold)
 
 
 def run_status(run_dir: Path) -> str:
@@ -52,11 +86,17 @@ def read_run(run_dir: str | Path) -> tuple[Path, DictConfig, dict[str, list[str]
             f"run {run_dir} is not finished (status: {status}); "
             "only runs with status done can be used"
         )
-    for name in ("config.yaml", "splits.json", "checkpoints/best.pt"):
+    for name in ("config.yaml", "splits.json"):
         if not (run_dir / name).is_file():
             raise GensegError(f"run {run_dir} lacks {name}; was it written by genseg train?")
+    cfg = OmegaConf.load(run_dir / "config.yaml")
+    model = model_file(run_dir, cfg)
+    if not model.is_file():
+        raise GensegError(
+            f"run {run_dir} lacks {model.relative_to(run_dir)}; was it written by genseg train?"
+        )
     splits = json.loads((run_dir / "splits.json").read_text())
-    return run_dir, OmegaConf.load(run_dir / "config.yaml"), splits
+    return run_dir, cfg, splits
 
 
 def load_run(run_dir: str | Path, device: str = "auto") -> TrainedRun:
@@ -71,6 +111,9 @@ def load_run(run_dir: str | Path, device: str = "auto") -> TrainedRun:
     runtime = resolve_runtime(
         device, cfg.trainer.precision, cfg.trainer.channels_last and spec.supports_channels_last
     )
+    own = own_model(run_dir, cfg, spec, runtime)
+    if own is not None:
+        return TrainedRun(run_dir, cfg, splits, None, runtime, spec, own)
     segmenter = build_segmenter(without_starting_weights(cfg.backbone), spec.dims)
     state = load_torch(run_dir / "checkpoints" / "best.pt")
     segmenter.load_state_dict(state["model"])
@@ -96,6 +139,8 @@ def load_generator(run: TrainedRun) -> nn.Module:
 def load_recipe(run: TrainedRun) -> GeneratorRecipe:
     """The run's generator recipe with its final networks, the generator in eval mode."""
     path = run.run_dir / "checkpoints" / "generator.pt"
+    if run.own is not None:
+        raise GensegError(run.own.refusal("generate"))
     if not path.is_file():
         raise GensegError(
             f"run {run.run_dir} has no generator (method={run.cfg.method.name}); "

@@ -8,7 +8,8 @@ a folder holding images/ and masks/ (for a 3D run: imagesTr/ and labelsTr/); one
 brackets. Results (metrics.json and per_image.csv, as after training) go to a new folder per call,
 `<run>/evaluate/<time>/`, so an earlier evaluation is never overwritten; with `out=DIR`, DIR must
 not hold results already unless `overwrite=true`. Every argument and every set is checked before
-any scoring.
+any scoring. An nnU-Net run (method=nnunet) is scored through nnU-Net's own predictor from the
+checkpoint its training scored, as training scored it (`weights=final`: checkpoint_final.pth).
 """
 
 from __future__ import annotations
@@ -27,13 +28,13 @@ from genseg_cli.data.run_data import absent_ood, verified_ids
 from genseg_cli.data.samples import Sample
 from genseg_cli.engine.final_weights import WEIGHTS, print_beside_kept, use_final_weights
 from genseg_cli.engine.restore import TrainedRun, load_run
-from genseg_cli.evaluation.evaluate import RESOLUTIONS, evaluate_model, summarise
+from genseg_cli.evaluation.evaluate import RESOLUTIONS, summarise
 from genseg_cli.evaluation.tables import print_results
 from genseg_cli.stages.arguments import Arg, check_device, parse_key_values
 
 log = logging.getLogger(__name__)
 ARGS = {
-    "run_dir": Arg(help="a finished run; its best segmenter is scored"),
+    "run_dir": Arg(help="a finished run; its best segmenter (an nnU-Net run: its fold) is scored"),
     "datasets": Arg(
         None,
         list,
@@ -53,7 +54,8 @@ ARGS = {
         "kept",
         str,
         choices=WEIGHTS,
-        help="kept: the run's checkpoint (best.pt); final: its last step's, beside the kept",
+        help="kept: the run's checkpoint (best.pt); final: its last step's, beside the kept "
+        "(an nnU-Net run: checkpoint_final.pth)",
     ),
 }
 ABOUT = "Score a trained run on its test split, its out-of-domain sets or other data."
@@ -121,17 +123,9 @@ def score_sets(run: TrainedRun, sets: dict[str, list[Sample]], resolution: str) 
             parts = []
             for start in range(0, len(samples), chunk):
                 part = samples[start : start + chunk]
-                parts.append(
-                    evaluate_model(
-                        run.segmenter,
-                        part,
-                        run.spec,
-                        run.runtime,
-                        resolution,
-                        float(run.cfg.evaluation.threshold),
-                        int(run.cfg.evaluation.batch_size),
-                    )
-                )
+                threshold = float(run.cfg.evaluation.threshold)
+                batch = int(run.cfg.evaluation.batch_size)
+                parts.append(run.score(part, resolution, threshold, batch))
                 bar.advance(task, len(part))
             frames[name] = pd.concat(parts, ignore_index=True)
     return frames

@@ -6,7 +6,8 @@ volume's own shape, affine and header. `input` is a folder or one file; `output`
 empty. A file that cannot be read is skipped and named, the others are written, and the command
 ends with exit code 2 listing the skipped files. With `export`, also writes a deployable copy of
 the segmenter into `output` (model.ts or model.onnx, plus model.json with the input contract) and
-checks that it reproduces PyTorch's logits.
+checks that it reproduces PyTorch's logits. An nnU-Net run (method=nnunet) predicts through
+nnU-Net's own predictor, each input at its own shape; it has no segmenter to export.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from genseg_cli.core.errors import DataContractError, GensegError
 from genseg_cli.core.files import refuse_non_empty, require_writable
 from genseg_cli.core.progress import item_progress
 from genseg_cli.engine.restore import TrainedRun, load_run
-from genseg_cli.evaluation.evaluate import predict_logits, to_labels, to_size
+from genseg_cli.evaluation.evaluate import to_labels, to_size
 from genseg_cli.evaluation.export import export_segmenter
 from genseg_cli.stages.arguments import Arg, check_device, parse_key_values
 
@@ -59,6 +60,8 @@ def predict_folder(args: list[str]) -> dict:
     require_writable(out, "output")
     check_device("predict", str(opts.device))
     run = load_run(opts.run_dir, opts.device)
+    if opts.export:
+        run.network(f"export={opts.export}")  # a run without a segmenter: refused before work
     if source.is_file():
         check_input_kind(run, source)
     threshold = float(
@@ -68,7 +71,7 @@ def predict_folder(args: list[str]) -> dict:
     result = {"n_masks": n, "output": str(out), "skipped": skipped}
     if opts.export:
         result["export"] = export_segmenter(
-            run.segmenter,
+            run.network(f"export={opts.export}"),
             run.spec,
             out,
             str(opts.export),
@@ -123,7 +126,7 @@ def predict_files(
                 except DataContractError as err:  # one bad file must not cost the others
                     skipped[path.name] = str(err)
                     log.warning("skipped %s: %s", path, err)
-            logits = predict_logits(run.segmenter, samples, spec, run.runtime, batch_size)
+            logits = run.logits(samples, batch_size)
             for path, sample, logit in zip(chunk, samples, logits, strict=True):
                 prediction = to_labels(to_size(logit, sample.shape), threshold)
                 codec.write_prediction(prediction, sample, path, out)

@@ -31,7 +31,8 @@ from rich.text import Text
 from genseg_cli.core.config import conf_dir, register_resolvers
 from genseg_cli.core.errors import STOPPED, GensegError
 from genseg_cli.core.files import write_status
-from genseg_cli.engine.checkpoint import LAST, TrainingInterrupted, drop_last
+from genseg_cli.engine.checkpoint import TrainingInterrupted, drop_last
+from genseg_cli.engine.run_kind import resume_point
 from genseg_cli.stages.override_text import check_override_text
 from genseg_cli.stages.run_folder import (
     LOCK,
@@ -139,12 +140,9 @@ def preflight_failed(err: GensegError, run_dir: Path, cfg: DictConfig, owned: bo
     raise SystemExit(err.exit_code)
 
 
-def interrupted(stop: Stopped, run_dir: Path) -> None:
+def interrupted(stop: Stopped, run_dir: Path, cfg: DictConfig) -> None:
     """Record a run stopped by a signal as interrupted, resumable; stop the sweep too."""
-    where = "its last checkpoint" if (run_dir / LAST).is_file() else "step 1 (no checkpoint yet)"
-    reason = (
-        f"stopped by {stop.signal_name}; continue from {where} with: genseg train resume={run_dir}"
-    )
+    reason = f"stopped by {stop.signal_name}; {resume_point(run_dir, cfg)}"
     write_status(run_dir, "interrupted", reason=reason)
     log.warning("%s", reason)
     raise SystemExit(TrainingInterrupted.exit_code)
@@ -206,7 +204,7 @@ def locked_task(cfg: DictConfig, run_dir: Path) -> float | None:
             write_status(run_dir, "running")
             metrics = train_prepared(prepared, run_dir)
         except Stopped as stop:
-            interrupted(stop, run_dir)
+            interrupted(stop, run_dir, cfg)
         except GensegError as err:
             stopped = isinstance(err, TrainingInterrupted)
             write_status(run_dir, "interrupted" if stopped else "failed", reason=str(err))

@@ -27,6 +27,7 @@ from genseg_cli.core.files import write_csv, write_json
 from genseg_cli.core.progress import training_progress
 from genseg_cli.data.run_data import RunData
 from genseg_cli.engine.checkpoint import TrainingInterrupted
+from genseg_cli.engine.nnunet.finished import FINAL, LATEST, PLANNED
 from genseg_cli.engine.nnunet.layout import (
     Folders,
     check_raw_dataset,
@@ -39,7 +40,6 @@ from genseg_cli.engine.nnunet.method import NnUNet
 from genseg_cli.engine.nnunet.plans import plan_and_preprocess
 
 log = logging.getLogger("genseg.nnunet")
-PLANNED = "planned.json"
 
 
 def run_nnunet(
@@ -72,7 +72,7 @@ def _run(
 
     steps_done = trainer.current_epoch * trainer.num_iterations_per_epoch
     kept_epoch = trainer.best_epoch() if method.settings["checkpoint"] == "best" else None
-    prediction = Prediction(trainer, method, folders, kept_epoch is not None)
+    prediction = Prediction.of_trainer(trainer, method, kept_epoch is not None)
     val = prediction.score(data.val, cfg, "validation")
     frames = [prediction.score(data.test, cfg, "test").assign(set="test")]
     for name, samples in data.ood.items():
@@ -129,7 +129,7 @@ def plan_once(cfg: DictConfig, method: NnUNet, data: RunData, folders: Folders) 
 def train_fold(cfg: DictConfig, method: NnUNet, folders: Folders, planned: dict, run_dir: Path):
     """nnU-Net's trainer after training fold 0: trained now, continued from
     checkpoint_latest.pth, or loaded from checkpoint_final.pth when training had finished."""
-    from genseg_cli.engine.nnunet.trainer import FINAL, LATEST, StopAfterEpoch, build_trainer
+    from genseg_cli.engine.nnunet.trainer import StopAfterEpoch, build_trainer
 
     settings = method.settings
     iterations = int(settings["iterations_per_epoch"])

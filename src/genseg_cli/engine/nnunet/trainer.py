@@ -14,9 +14,9 @@ import torch
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
 from genseg_cli.core.runtime import Runtime
+from genseg_cli.engine.nnunet.finished import LATEST
 
 log = logging.getLogger("genseg.nnunet")
-LATEST, FINAL, BEST = "checkpoint_latest.pth", "checkpoint_final.pth", "checkpoint_best.pth"
 
 
 class StopAfterEpoch(Exception):
