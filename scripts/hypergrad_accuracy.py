@@ -96,7 +96,7 @@ def real_network_table(batches: int = 3) -> None:
         images, masks = method.to_device(batch)
         torch.manual_seed(11)  # the same dropout draw for every estimate of one batch
         grads, _ = method.upper_hypergradient(images, masks, batch["new_mask"])
-        return torch.cat([g.flatten() for g in grads])
+        return torch.cat([g.flatten() for group in grads.values() for g in group])
 
     print("\nreal network (ReLU, 128 px), cosine with the fp32 second-order hypergradient")
     print("| batch | bf16 second order | fp32 FD r=1e-2 | fp32 FD r=1e-3 |\n|---|---|---|---|")

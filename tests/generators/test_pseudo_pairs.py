@@ -106,6 +106,13 @@ def test_options_at_their_off_values_leave_the_cache_key_as_it_was():
     on = cache_settings(config("generator.model.upsample_ops=[transposed,bilinear]",
                                "generator.pseudo_pairs.weight=1").generator)  # fmt: skip
     assert on["model"]["upsample_ops"] == ["transposed", "bilinear"] and "pseudo_pairs" in on
+    # the upper level learns the weight after the pre-training: the cached generator is the same
+    learned = config(
+        "generator.model.upsample_ops=[transposed,bilinear]",
+        "generator.pseudo_pairs.weight=1",
+        "generator.pseudo_pairs.learn_weight=true",
+    )
+    assert cache_settings(learned.generator) == on
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ import torch
 from genseg_cli.core.config import compose
 from genseg_cli.core.runtime import exact_fp32, resolve_runtime, set_tf32, tf32_state
 from genseg_cli.engine.loop import build_method
-from genseg_cli.methods import genseg as genseg_module
+from genseg_cli.methods import genseg_upper as genseg_module
 
 OFF = {"cuda_matmul_tf32": False, "cudnn_tf32": False, "float32_matmul_precision": "highest"}
 

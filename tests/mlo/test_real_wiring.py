@@ -118,7 +118,7 @@ class TestRealWiring:
         method.mlo.fd_radius = default if fd_radius is None else fd_radius
         method.segmenter.train()
         grads, _ = method.upper_hypergradient(images, masks, new_masks)
-        return torch.cat([g.flatten() for g in grads])
+        return torch.cat([g.flatten() for g in grads["architecture"]])
 
     @pytest.fixture(scope="class")
     def numeric(self, wiring):

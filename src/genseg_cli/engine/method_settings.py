@@ -12,11 +12,15 @@ of every choice to one or the other.
 from __future__ import annotations
 
 import logging
-import math
 
 from omegaconf import DictConfig, OmegaConf
 
 from genseg_cli.core.errors import GensegError
+from genseg_cli.engine.generator_checks import (
+    check_generator_size,
+    check_pseudo_pairs,
+    check_recipe,
+)
 from genseg_cli.engine.rules import (
     Rule,
     at_least,
@@ -63,6 +67,8 @@ MLO: dict[str, Rule] = {
     "mlo.learn_synthetic_weight": Rule(flag(), "mlo.learn_synthetic_weight=true"),
     "mlo.synthetic_weight_lr": Rule(number(0.0), "mlo.synthetic_weight_lr=5e-2"),
     "mlo.synthetic_weight_max": Rule(number(0.0), "mlo.synthetic_weight_max=2.0"),
+    "mlo.pseudo_weight_lr": Rule(number(0.0), "mlo.pseudo_weight_lr=5e-2"),
+    "mlo.pseudo_weight_max": Rule(number(0.0), "mlo.pseudo_weight_max=2.0"),
     "mlo.sample_weights": Rule(
         one_of("none", "difference", "exact"), "mlo.sample_weights=difference"
     ),
@@ -160,6 +166,7 @@ GENERATOR: dict[str, Rule] = {
     "generator.pseudo_pairs.threshold": Rule(
         number(0.0, 1.0, closed=True), "generator.pseudo_pairs.threshold=0.9"
     ),
+    "generator.pseudo_pairs.learn_weight": Rule(flag(), "generator.pseudo_pairs.learn_weight=true"),
     "generator.grid_score": Rule(flag(), "generator.grid_score=true"),
     "generator.discriminator.base_width": Rule(whole(1), "generator.discriminator.base_width=64"),
     "generator.discriminator.n_layers": Rule(whole(1), "generator.discriminator.n_layers=3"),
@@ -188,6 +195,9 @@ ABSENT_MEANS: dict[str, object] = {
     "generator.model.upsample_ops": ["transposed"],
     "generator.pseudo_pairs.weight": 0.0,
     "generator.pseudo_pairs.threshold": 0.9,
+    "generator.pseudo_pairs.learn_weight": False,
+    "mlo.pseudo_weight_lr": 5.0e-2,
+    "mlo.pseudo_weight_max": 2.0,
     "generator.grid_score": False,
 }
 
@@ -282,6 +292,7 @@ def _check_genseg(cfg: DictConfig) -> None:
         _has_alphas(cfg.generator)
         or mlo.generator_weights
         or mlo.learn_synthetic_weight
+        or OmegaConf.select(cfg, "generator.pseudo_pairs.learn_weight", default=False)
         or len(mlo.levers)
         or mlo.sample_weights != "none"
     ):
@@ -290,78 +301,6 @@ def _check_genseg(cfg: DictConfig) -> None:
             "nothing to learn (no architecture weights); set mlo.learn_synthetic_weight=true or "
             "mlo.generator_weights=true, name levers in mlo.levers, set "
             "mlo.sample_weights=difference, use a searchable generator, or train method=separate"
-        )
-
-
-def _check_generator_size(cfg: DictConfig) -> None:
-    """The pix2pix generator halves the model size down to its bottleneck exactly."""
-    model = cfg.generator.get("model")
-    if not isinstance(model, DictConfig) or "bottleneck_size" not in model:
-        return
-    from genseg_cli.data.spec import DataSpec
-
-    size = DataSpec.from_config(cfg).model_size
-    shape = tuple(size) if isinstance(size, tuple | list) else (int(size),)
-    bottleneck, smallest = int(model.bottleneck_size), min(shape)
-    depth = round(math.log2(smallest / bottleneck)) if smallest >= bottleneck else 0
-    if depth >= 1 and bottleneck * 2**depth == smallest and all(s % 2**depth == 0 for s in shape):
-        return
-    fitting = bottleneck * 2 ** max(1, round(math.log2(max(smallest / bottleneck, 2))))
-    shown = shape[0] if len(shape) == 1 else list(shape)
-    raise GensegError(
-        f"data.image_size={shown} does not fit the generator of method={cfg.method.name}: its "
-        f"smallest side must be generator.model.bottleneck_size={bottleneck} times a power of "
-        f"two (every side a multiple of it); e.g. data.image_size={fitting}"
-    )
-
-
-PIX2PIX = "genseg_cli.generators.pix2pix.Pix2PixRecipe"  # a generator config without _target_
-
-
-def _check_recipe(cfg: DictConfig) -> None:
-    """The generator recipe's capabilities against the method and the data."""
-    from hydra.utils import get_class
-
-    try:
-        recipe = get_class(cfg.generator.get("_target_", PIX2PIX))
-    except Exception:  # noqa: BLE001 - a wrong _target_ is Hydra's to name when the run builds it
-        return
-    name, dims = cfg.generator.get("name"), int(cfg.dataset.dims)
-    if dims not in getattr(recipe, "supported_dims", (2, 3)):
-        raise GensegError(
-            f"generator={name} makes {' or '.join(f'{d}D' for d in recipe.supported_dims)} "
-            f"data, not the {dims}D data of dataset={cfg.dataset.name}; use generator=searchable"
-        )
-    # genseg's upper level moves the generator through the images it makes for the masks genseg
-    # draws; a recipe that draws its own (thresholded) masks gives it no such path
-    if "mlo" in cfg.method and getattr(recipe, "makes_masks", False):
-        raise GensegError(
-            f"method=genseg needs a mask-conditioned generator, and generator={name} makes its "
-            f"own masks; train method=separate generator={name}"
-        )
-
-
-def _check_pseudo_pairs(cfg: DictConfig) -> None:
-    """Pseudo-labelled pairs need a teacher: a trained run's (ssl.pseudo_labels=run), or an EMA
-    teacher (ssl objectives with ema_decay), whose pairs only a generator learning end to end
-    (genseg) can use."""
-    pseudo = cfg.generator.get("pseudo_pairs")
-    weight = float(pseudo.get("weight") or 0.0) if isinstance(pseudo, DictConfig) else 0.0
-    if weight <= 0:
-        return
-    ssl, key = cfg.get("ssl") or {}, f"generator.pseudo_pairs.weight={weight:g}"
-    trained = ssl.get("pseudo_labels") == "run"
-    if not trained and not ("ema_decay" in ssl and ssl.get("pseudo_labels", "ema") == "ema"):
-        raise GensegError(
-            f"{key} needs a teacher for the pool's images: ssl=self_training "
-            "ssl.teacher_run=RUN_DIR (a finished run), or an ssl objective with an EMA teacher "
-            "(ssl=fixmatch, ssl=mean_teacher); or set generator.pseudo_pairs.weight=0"
-        )
-    if not trained and "mlo" not in cfg.method:
-        raise GensegError(
-            f"{key}: an EMA teacher learns with the segmenter, after method={cfg.method.name}'s "
-            "generator has stopped learning; use method=genseg, or a trained teacher "
-            "(ssl=self_training ssl.teacher_run=RUN_DIR)"
         )
 
 
@@ -383,9 +322,9 @@ def check_combinations(cfg: DictConfig) -> None:
                 f"generator.model.max_width={model.max_width} is below "
                 f"generator.model.base_width={model.base_width}; raise max_width"
             )
-        _check_generator_size(cfg)
-        _check_pseudo_pairs(cfg)
-        _check_recipe(cfg)
+        check_generator_size(cfg)
+        check_pseudo_pairs(cfg)
+        check_recipe(cfg)
     if "mlo" in method:
         _check_genseg(cfg)
     ssl = cfg.get("ssl")

@@ -20,6 +20,7 @@ from torch import Tensor, nn
 from genseg_cli.core.runtime import Runtime
 from genseg_cli.data.spec import DataSpec
 from genseg_cli.generators.base import GeneratorRecipe
+from genseg_cli.mlo.pseudo_trust import mixed_derivative, step_tangent
 from genseg_cli.nets.losses import GANLoss
 
 
@@ -28,6 +29,12 @@ def weighted_mean(per_sample: Tensor, weights: Tensor | None) -> Tensor:
     if weights is None:
         return per_sample.mean()
     return (weights * per_sample).sum() / weights.sum()
+
+
+def wide(x: Tensor) -> Tensor:
+    """fp32 for an autocast pass's half-precision output; fp32 and fp64 as they are (the
+    pseudo weight's tangent is checked in fp64)."""
+    return x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
 
 
 def pix2pix_adam(params, lr: float) -> torch.optim.Adam:
@@ -49,6 +56,9 @@ class Pix2PixRecipe(GeneratorRecipe):
     """
 
     name = "pix2pix"
+    # its G step gives d theta'/d(pair weights) (`generator_update`'s `direction`): the upper
+    # level can learn the pseudo pairs' weight (generator.pseudo_pairs.learn_weight)
+    tangent_along_weights = True
 
     def __init__(self, *, config: DictConfig, spec: DataSpec, runtime: Runtime, lr: float) -> None:
         super().__init__(config=config, spec=spec, runtime=runtime, lr=lr)
@@ -72,6 +82,7 @@ class Pix2PixRecipe(GeneratorRecipe):
         self.g_optimizer = pix2pix_adam(self.generator.weight_parameters(), self.lr)
         self.d_optimizer = pix2pix_adam(self.discriminator.parameters(), self.lr)
         self.image_critic: nn.Module | None = None
+        self.tangent: list[Tensor] | None = None  # the last G step's, when asked for
         if self.unlabeled_realism > 0:  # built last: G's and D's initial weights stay the same
             self.image_critic = instantiate(
                 config.discriminator, in_channels=spec.image_channels, dims=spec.dims
@@ -89,8 +100,8 @@ class Pix2PixRecipe(GeneratorRecipe):
     def adversarial(self, score: Tensor, real: bool, weights: Tensor | None) -> Tensor:
         """The GAN loss of critic scores; with `weights`, each pair's own loss, weighted."""
         if weights is None:
-            return self.gan_loss(score.float(), real)
-        per_pair = torch.stack([self.gan_loss(s.float(), real) for s in score.split(1)])
+            return self.gan_loss(wide(score), real)
+        per_pair = torch.stack([self.gan_loss(wide(s), real) for s in score.split(1)])
         return weighted_mean(per_pair, weights)
 
     def critic_update(
@@ -128,21 +139,17 @@ class Pix2PixRecipe(GeneratorRecipe):
         """The unconditional critic: unlabeled real images against synthetic ones."""
         return self.critic_update(self.image_critic, self.critic_optimizer, None, unlabeled, fake)
 
-    def generator_update(
+    def generator_loss(
         self,
         masks: Tensor,
         images: Tensor,
         fake: Tensor,
         realism: bool = False,
         weights: Tensor | None = None,
-    ) -> dict[str, float]:
-        """Adversarial + lambda_L1 * L1 (+ lambda_fm * feature matching, + unlabeled_realism *
-        the image critic's term when `realism`) step on G's weights, never the architecture."""
-        critics = [self.discriminator, *([self.image_critic] if realism else [])]
-        for critic in critics:
-            critic.requires_grad_(False)  # critics only judge here
-        self.g_optimizer.zero_grad(set_to_none=True)
-        logs = {}
+    ) -> tuple[Tensor, dict[str, float]]:
+        """G's loss: adversarial + lambda_L1 * L1 (+ lambda_fm * feature matching, +
+        unlabeled_realism * the image critic's term when `realism`), weighted means over the
+        pairs with `weights`; and what history.csv logs."""
         with self.runtime.autocast():
             fake_features = self.discriminator.features(masks, fake)
             if self.lambda_fm > 0:
@@ -150,17 +157,18 @@ class Pix2PixRecipe(GeneratorRecipe):
                     real_features = self.discriminator.features(masks, images)
         adversarial = self.adversarial(fake_features[-1], True, weights)
         if weights is None:
-            l1 = (fake.float() - images).abs().mean()
+            l1 = (wide(fake) - images).abs().mean()
         else:
-            l1 = weighted_mean((fake.float() - images).abs().flatten(1).mean(1), weights)
+            l1 = weighted_mean((wide(fake) - images).abs().flatten(1).mean(1), weights)
         total = adversarial + self.lambda_l1 * l1
+        logs = {"loss/G_gan": float(adversarial.detach()), "loss/G_l1": float(l1.detach())}
         if self.lambda_fm > 0:
             pairs = zip(fake_features[:-1], real_features[:-1], strict=True)
             if weights is None:
-                gaps = [(f.float() - r.float()).abs().mean() for f, r in pairs]
+                gaps = [(wide(f) - wide(r)).abs().mean() for f, r in pairs]
             else:
                 gaps = [
-                    weighted_mean((f.float() - r.float()).abs().flatten(1).mean(1), weights)
+                    weighted_mean((wide(f) - wide(r)).abs().flatten(1).mean(1), weights)
                     for f, r in pairs
                 ]
             matching = torch.stack(gaps).mean()
@@ -169,14 +177,40 @@ class Pix2PixRecipe(GeneratorRecipe):
         if realism:
             with self.runtime.autocast():
                 score = self.image_critic(None, fake)
-            unconditional = self.gan_loss(score.float(), True)
+            unconditional = self.gan_loss(wide(score), True)
             total = total + self.unlabeled_realism * unconditional
             logs["loss/G_unlabeled"] = float(unconditional.detach())
+        return total, logs
+
+    def generator_update(
+        self,
+        masks: Tensor,
+        images: Tensor,
+        fake: Tensor,
+        realism: bool = False,
+        weights: Tensor | None = None,
+        direction: Tensor | None = None,
+    ) -> dict[str, float]:
+        """One step of `generator_loss` on G's weights, never the architecture. With `direction`
+        (one entry per pair), `self.tangent` becomes d theta'/d eps of this step for the weights
+        `weights + eps * direction` (`genseg_cli.mlo.pseudo_trust`); else None."""
+        critics = [self.discriminator, *([self.image_critic] if realism else [])]
+        for critic in critics:
+            critic.requires_grad_(False)  # critics only judge here
+        self.g_optimizer.zero_grad(set_to_none=True)
+        if direction is not None:  # a leaf, so that the loss's derivative in it can be taken
+            weights = weights.detach().requires_grad_(True)
+        total, logs = self.generator_loss(masks, images, fake, realism, weights)
+        params = self.generator.weight_parameters()
+        mixed = (
+            mixed_derivative(total, weights, direction, params) if direction is not None else None
+        )
         total.backward()
+        self.tangent = step_tangent(self.g_optimizer, mixed) if mixed is not None else None
         self.g_optimizer.step()
         for critic in critics:
             critic.requires_grad_(True)
-        return {"loss/G_gan": float(adversarial.detach()), "loss/G_l1": float(l1.detach()), **logs}
+        return logs
 
     def train_step(
         self,
@@ -185,13 +219,16 @@ class Pix2PixRecipe(GeneratorRecipe):
         fake: Tensor,
         unlabeled: Tensor | None = None,
         weights: Tensor | None = None,
+        direction: Tensor | None = None,
     ) -> dict[str, float]:
-        """D (and the image critic, given unlabeled images), then G; `weights`: one per pair."""
+        """D (and the image critic, given unlabeled images), then G; `weights`: one per pair;
+        `direction`: see `generator_update` (the critics' steps are not differentiated)."""
         losses = {"loss/D": self.discriminator_update(masks, images, fake, weights)}
         realism = self.image_critic is not None and unlabeled is not None
         if realism:
             losses["loss/D_unlabeled"] = self.image_critic_update(unlabeled, fake)
-        return {**losses, **self.generator_update(masks, images, fake, realism, weights)}
+        update = self.generator_update(masks, images, fake, realism, weights, direction)
+        return {**losses, **update}
 
     def set_learning_rate(self, lr: float) -> None:
         critic = [self.critic_optimizer] if self.image_critic is not None else []

@@ -60,6 +60,9 @@ class PseudoPairs:
         self.threshold, self.weight = float(threshold), float(weight)
         self.runtime = runtime
         self.seen = self.kept = 0  # pool images labelled, and those that joined a pair
+        # True while the upper level learns `weight` (genseg sets it before each GAN step): the
+        # pairs then always carry their weights, also where the weight passes through 1
+        self.learned = False
 
     @torch.no_grad()
     def label(self, images: Tensor) -> tuple[Tensor, Tensor, Tensor]:
@@ -87,7 +90,7 @@ class PseudoPairs:
         if n == 0:
             return masks, images, None, logs
         weights = None
-        if weighs and self.weight != 1.0:
+        if weighs and (self.weight != 1.0 or self.learned):
             weights = torch.cat(
                 [
                     torch.ones(masks.shape[0], device=masks.device),
@@ -105,8 +108,16 @@ class PseudoPairs:
             h.update(value.detach().cpu().contiguous().numpy().tobytes())
         return h.hexdigest()[:16]
 
+    def state_dict(self) -> dict:
+        """The counts metrics.json reports, so that a resumed run reports the whole run's."""
+        return {"seen": self.seen, "kept": self.kept}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.seen, self.kept = int(state["seen"]), int(state["kept"])
+
     def describe(self) -> dict:
-        """What metrics.json says: the rule, and how many pool images were labelled and kept."""
+        """What metrics.json says: the rule (the last weight used), and how many pool images
+        were labelled and kept."""
         return {
             "weight": self.weight,
             "threshold": self.threshold,

@@ -3,13 +3,13 @@ architecture updated by the hypergradient of the segmenter's validation loss (`g
 
 Each step: D update; G weights update (GAN + L1); segmenter update on real + lambda * synthetic;
 every `mlo.arch_every` steps, alpha (and with `mlo.generator_weights`, G's weights; with
-`mlo.learn_synthetic_weight`, lambda) moves along d L_val(W'(A)) / dA, where W' is the segmenter
-after an unrolled update on data made by G_A.
+`mlo.learn_synthetic_weight`, lambda; with `generator.pseudo_pairs.learn_weight`, the pseudo
+pairs' weight in G's loss) moves along d L_val(W'(A)) / dA, where W' is the segmenter after an
+unrolled update on data made by G_A (the upper step: `genseg_cli.methods.genseg_upper`).
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from pathlib import Path
 
@@ -19,7 +19,6 @@ from torch import Tensor
 from torch.profiler import record_function
 
 from genseg_cli.core.errors import GensegError
-from genseg_cli.core.runtime import exact_fp32
 from genseg_cli.data.streams import GENERATOR_PAIRS
 from genseg_cli.generators.pix2pix import pix2pix_adam
 from genseg_cli.methods.base import (
@@ -29,20 +28,20 @@ from genseg_cli.methods.base import (
     UPPER_STEP,
     TrainingContext,
 )
+from genseg_cli.methods.genseg_upper import UpperLevel
 from genseg_cli.methods.synthetic import SyntheticDataMethod
-from genseg_cli.mlo.hypergrad import LowerProblem, hypergradient
+from genseg_cli.mlo.hypergrad import LowerProblem
 from genseg_cli.mlo.levers import apply_images, apply_masks, build_levers, describe_levers
-from genseg_cli.mlo.replay import GeneratorPass, replay
+from genseg_cli.mlo.pseudo_trust import PseudoTrust
+from genseg_cli.mlo.replay import GeneratorPass
 from genseg_cli.mlo.sample_weights import MODES as SAMPLE_WEIGHT_MODES
 from genseg_cli.mlo.sample_weights import normalised_weights, sample_hypergradient
 from genseg_cli.mlo.synthetic_weight import SyntheticWeight
 
 log = logging.getLogger(__name__)
-# a training step's generator pass as the upper step makes it again: its record, its jitter draw
-StepPass = tuple[GeneratorPass | None, tuple[Tensor, Tensor] | None]
 
 
-class GenSeg(SyntheticDataMethod):
+class GenSeg(UpperLevel, SyntheticDataMethod):
     """End-to-end GenSeg with a real upper level.
 
     >>> method = instantiate(cfg.method, _partial_=True)(segmenter=net, optimizer=..., ...)
@@ -90,6 +89,7 @@ class GenSeg(SyntheticDataMethod):
         self.lever_optimizer = (
             torch.optim.Adam(self.levers.parameters(), lr=mlo.lever_lr) if len(levers) else None
         )
+        self.pseudo_trust, self.trust_optimizer = self._pseudo_trust(mlo)
         self.trust_region = float(mlo.trust_region)
         self.anchor: list[Tensor] = []  # the pre-trained weights the trust region pulls toward
         if mlo.upper_precision not in ("fp32", "auto"):
@@ -117,6 +117,33 @@ class GenSeg(SyntheticDataMethod):
                 "mlo.levers, set mlo.sample_weights=difference, use a searchable generator, or "
                 "train method=separate"
             )
+
+    def _pseudo_trust(
+        self, mlo: DictConfig
+    ) -> tuple[PseudoTrust | None, torch.optim.Optimizer | None]:
+        """The pseudo pairs' weight as an upper-level parameter and its optimiser, with
+        generator.pseudo_pairs.learn_weight (None, None without)."""
+        node = self.generator_cfg.get("pseudo_pairs") or {}
+        if not node.get("learn_weight", False):
+            return None, None
+        if self.pseudo is None:
+            raise GensegError(
+                "generator.pseudo_pairs.learn_weight=true needs pseudo pairs: set "
+                "generator.pseudo_pairs.weight above 0 (the weight it starts from)"
+            )
+        if not getattr(self.recipe, "tangent_along_weights", False):
+            raise GensegError(
+                f"generator.pseudo_pairs.learn_weight=true: generator="
+                f"{self.generator_cfg.get('name')} cannot differentiate its step in the pairs' "
+                "weights; use generator=searchable or set generator.pseudo_pairs.learn_weight=false"
+            )
+        try:
+            trust = PseudoTrust(self.pseudo.weight, float(mlo.pseudo_weight_max))
+        except ValueError as err:
+            raise GensegError(str(err)) from None
+        trust = trust.to(self.runtime.device)
+        self.pseudo.learned = True
+        return trust, pix2pix_adam(trust.parameters(), mlo.pseudo_weight_lr)
 
     def current_synthetic_weight(self) -> float:
         """lambda for this step: the learned one when the upper level learns it, else fixed."""
@@ -152,9 +179,14 @@ class GenSeg(SyntheticDataMethod):
         with record_function(GENERATOR_FORWARD):
             both = self.synthesise(torch.cat([real_masks, new_masks]))  # one G pass for both uses
         fake, synthetic = both[: real_masks.shape[0]], both[real_masks.shape[0] :]
+        trust = upper and self.pseudo_trust is not None
+        if self.pseudo_trust is not None:
+            self.pseudo.weight = self.pseudo_trust.value
         with record_function(GAN_STEP):
             # genseg+<ssl>: the objective's unlabeled batch also feeds a realism critic, if any
-            losses = self.generator_update(real_masks, real_images, fake, batch)
+            losses = self.generator_update(real_masks, real_images, fake, batch, tangent=trust)
+        # d theta'/dw of this GAN step, kept (detached) for the upper step
+        self.trust_tangent = self.recipe.tangent if trust else None
         with torch.no_grad():
             synthetic = apply_images(self.levers, synthetic.detach(), draws)
         jitter = self.draw_jitter(new_masks.shape[0])
@@ -217,6 +249,8 @@ class GenSeg(SyntheticDataMethod):
             "weight_optimizer": self.weight_optimizer,
             "levers": self.levers if len(self.levers) else None,
             "lever_optimizer": self.lever_optimizer,
+            "pseudo_trust": self.pseudo_trust,
+            "trust_optimizer": self.trust_optimizer,
         }
 
     def state_dict(self) -> dict:
@@ -227,139 +261,6 @@ class GenSeg(SyntheticDataMethod):
         self.steps_done = state["steps_done"]
         self.anchor = state.get("anchor", [])
 
-    def _has_upper_targets(self) -> bool:
-        return any(
-            o is not None
-            for o in (
-                self.arch_optimizer,
-                self.feedback_optimizer,
-                self.weight_optimizer,
-                self.lever_optimizer,
-            )
-        )
-
-    def _synthesise_for_upper(
-        self, new_masks: Tensor, draws: list | None = None, step: StepPass | None = None
-    ):
-        """The synthetic pairs as a function for the hypergradient: images, or (images, masks)
-        with levers (whose mask transforms also move the targets). With `step` (the training
-        pass's record and jitter draw), the images that pass made (`genseg_cli.mlo.replay`);
-        without, the new masks alone. The generator's running statistics stay as they were."""
-        recorded, jitter = step if step is not None else (None, None)
-        if step is None:  # the same draw for every pass of the step
-            jitter = self.draw_jitter(new_masks.shape[0])
-        if draws is None:
-            draws = [lever.draw(new_masks.shape[0]) for lever in self.levers]
-
-        def exact(masks: Tensor) -> Tensor:
-            return self.recipe.synthesise(masks, exact=True)
-
-        def run() -> Tensor | tuple[Tensor, Tensor]:  # fp32 and in the graph
-            if not len(self.levers):
-                return self.jittered(replay(self.generator, exact, new_masks, recorded), jitter)
-            masks = apply_masks(self.levers, new_masks, draws)
-            images = apply_images(
-                self.levers, replay(self.generator, exact, masks, recorded), draws
-            )
-            return self.jittered(images, jitter), masks
-
-        return run
-
-    def upper_targets(self) -> tuple[list[Tensor], ...]:
-        """The upper level's parameters: (architecture, generator weights, levers, lambda), each
-        empty when that target is off; lambda last."""
-        alphas = self.recipe.upper_parameters() if self.arch_optimizer else []
-        weights = self.recipe.weight_parameters() if self.feedback_optimizer else []
-        levers = list(self.levers.parameters())
-        learned = self.learned_weight
-        lambdas = list(learned.parameters()) if learned is not None else []
-        return alphas, weights, levers, lambdas
-
-    def upper_hypergradient(
-        self,
-        images: Tensor,
-        masks: Tensor,
-        new_masks: Tensor,
-        draws: list | None = None,
-        step: StepPass | None = None,
-    ) -> tuple[list[Tensor], Tensor]:
-        """d L_val(W'(targets)) / d targets for `upper_targets()` (flattened in that order), and
-        the validation loss, by `mlo.hypergrad`; nothing is updated. `step`: the training pass
-        whose synthetic images the look-ahead uses (see `_synthesise_for_upper`)."""
-        targets = [t for group in self.upper_targets() for t in group]
-        learned = self.learned_weight
-        # bf16 double backward loses the direction (cosine 0.38-0.66 with fp32 on three JSRT
-        # batches: scripts/hypergrad_accuracy.py), so the upper step runs in fp32 unless
-        # mlo.upper_precision=auto asks for the run's autocast; finite differences are fp32
-        autocast = (
-            self.runtime.autocast
-            if self.mlo.hypergrad == "second_order" and self.mlo.upper_precision == "auto"
-            else contextlib.nullcontext
-        )
-        problem = LowerProblem(
-            self.segmenter,
-            self.loss,
-            (images, masks),
-            new_masks,
-            self.val,
-            learned() if learned is not None else self.synthetic_weight,
-            autocast,
-        )
-        self.segmenter.train()
-        # fp32 is IEEE fp32 here, also where the run lets CUDA use TF32
-        precision = exact_fp32() if autocast is contextlib.nullcontext else contextlib.nullcontext()
-        with precision:
-            return hypergradient(
-                self.mlo.hypergrad,
-                problem,
-                self._synthesise_for_upper(new_masks, draws, step),
-                targets,
-                float(self.mlo.xi),
-                int(self.mlo.unroll_steps),
-                fd_radius=float(self.mlo.fd_radius),
-            )
-
-    def upper_update(
-        self,
-        images: Tensor,
-        masks: Tensor,
-        new_masks: Tensor,
-        draws: list | None = None,
-        step: StepPass | None = None,
-    ) -> dict[str, float]:
-        """One step of the upper level along the hypergradient of the validation loss
-        (`new_masks` as drawn, before the levers; `draws`: the levers' draws of this step;
-        `step`: the record of this step's generator pass and its jitter draw)."""
-        alphas, weights, _, lambdas = self.upper_targets()
-        targets = [t for group in self.upper_targets() for t in group]
-        grads, val_loss = self.upper_hypergradient(images, masks, new_masks, draws, step)
-        for param, grad in zip(targets, grads, strict=True):
-            param.grad = grad.detach()
-        if self.anchor:  # trust region: d/dtheta of rho/2 * |theta - theta_pretrained|^2
-            for param, anchor in zip(weights, self.anchor, strict=True):
-                param.grad.add_(param.detach() - anchor, alpha=self.trust_region)
-        optimizers = (
-            self.arch_optimizer,
-            self.feedback_optimizer,
-            self.weight_optimizer,
-            self.lever_optimizer,
-        )
-        for optimizer in optimizers:
-            if optimizer is not None:
-                optimizer.step()
-                optimizer.zero_grad(set_to_none=True)
-        out = {"loss/val_upper": float(val_loss)}
-        if alphas:
-            out["hypergrad/alpha_norm"] = float(
-                torch.cat([g.flatten() for g in grads[: len(alphas)]]).norm()
-            )
-            out.update(self.alpha_weights())
-        out.update(describe_levers(self.levers))
-        if lambdas:
-            out["hypergrad/synthetic_weight"] = float(grads[-1])
-            out["mlo/synthetic_weight"] = self.learned_weight.value
-        return out
-
     def finish(self, run_dir: Path) -> dict:
         out = super().finish(run_dir)
         if len(self.levers):
@@ -369,12 +270,10 @@ class GenSeg(SyntheticDataMethod):
                 "initial": self.synthetic_weight,
                 "final": self.learned_weight.value,
             }
+        if self.pseudo_trust is not None:
+            node = self.generator_cfg.pseudo_pairs
+            out["pseudo_weight"] = {
+                "initial": float(node.weight),
+                "final": self.pseudo_trust.value,
+            }
         return out
-
-    def alpha_weights(self) -> dict[str, float]:
-        """softmax(alpha) per searchable layer and candidate, for history.csv / alpha.csv."""
-        return {
-            f"alpha/{entry['layer']}/{op}": float(w)
-            for entry in self.recipe.describe().get("architecture", [])
-            for op, w in zip(entry["candidates"], entry["weights"], strict=True)
-        }

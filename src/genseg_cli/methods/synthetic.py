@@ -174,10 +174,12 @@ class SyntheticDataMethod(Method):
         return {**self.recipe.pretrain_step(masks, images, unlabeled, **extra), **logs}
 
     def generator_update(
-        self, masks: Tensor, images: Tensor, fake: Tensor, batch: dict
+        self, masks: Tensor, images: Tensor, fake: Tensor, batch: dict, tangent: bool = False
     ) -> dict[str, float]:
         """The recipe's update in the loop on the step's real pairs (`fake`: the generator's
-        images for `masks`), with the pool's pseudo-labelled pairs when they are on."""
+        images for `masks`), with the pool's pseudo-labelled pairs when they are on. `tangent`:
+        the recipe also keeps d theta'/dw of its G step for the pseudo pairs' weight w
+        (`recipe.tangent`, a recipe with `tangent_along_weights`); None when none joined."""
         unlabeled = self.unlabeled_images(batch)
         if self.pseudo is None or unlabeled is None:
             return self.recipe.update(masks, images, fake, unlabeled)
@@ -187,7 +189,12 @@ class SyntheticDataMethod(Method):
         )
         if masks.shape[0] > n:
             fake = torch.cat([fake, self.synthesise(masks[n:])])
-        return {**self.recipe.update(masks, images, fake, unlabeled, weights), **logs}
+        if not (tangent and weights is not None):
+            return {**self.recipe.update(masks, images, fake, unlabeled, weights), **logs}
+        direction = (torch.arange(masks.shape[0], device=weights.device) >= n).to(weights.dtype)
+        pool = unlabeled if self.recipe.learns_from_unlabeled else None
+        losses = self.recipe.train_step(masks, images, fake, pool, weights, direction=direction)
+        return {**losses, **logs}
 
     def measure_grid(self, when: str) -> str:
         """With `generator.grid_score`, the grid score of the generator's images for every real
@@ -221,6 +228,15 @@ class SyntheticDataMethod(Method):
     def stateful(self) -> dict:
         return {**super().stateful(), **self.recipe.stateful()}
 
+    def state_dict(self) -> dict:
+        pseudo = {"pseudo_pairs": self.pseudo.state_dict()} if self.pseudo is not None else {}
+        return {**super().state_dict(), **pseudo}
+
+    def load_state_dict(self, state: dict) -> None:
+        super().load_state_dict(state)
+        if self.pseudo is not None and "pseudo_pairs" in state:
+            self.pseudo.load_state_dict(state["pseudo_pairs"])
+
     def finish(self, run_dir: Path) -> dict:
         when = f"end of training (step {self.updates_done()})" + self.measure_grid("end")
         self.save_preview(run_dir / "synthetic_end.png", when)
@@ -244,8 +260,10 @@ def cache_settings(generator: DictConfig) -> dict:
     settings = OmegaConf.to_container(generator, resolve=True)
     settings.pop("grid_score", None)  # a measurement only
     pseudo = settings.get("pseudo_pairs")
-    if isinstance(pseudo, dict) and not float(pseudo.get("weight") or 0.0) > 0:
-        settings.pop("pseudo_pairs")
+    if isinstance(pseudo, dict):
+        pseudo.pop("learn_weight", None)  # the upper level's, after the pre-training
+        if not float(pseudo.get("weight") or 0.0) > 0:
+            settings.pop("pseudo_pairs")
     model = settings.get("model")
     if isinstance(model, dict) and list(model.get("upsample_ops") or []) == ["transposed"]:
         model.pop("upsample_ops")
