@@ -13,7 +13,14 @@ steps (train on real, test on real: the ceiling TSTR is read against).
     python scripts/generator_sweep.py --variant default= --variant l1_10=generator.lambda_l1=10 \
         --variant long=method.pretrain.steps=1500 dataset=ph2 n_labeled=40 --csv sweep.csv
 
-`--seeds 0 1 2` repeats everything per seed (each seed its own split, as in `genseg train`).
+`--seeds 0 1 2` repeats everything per seed (each seed its own split, as in `genseg train`);
+`{seed}` in a variant's override stands for the seed, e.g. pseudo-labelled pairs from a teacher
+trained on that seed's split (`genseg train ... method=baseline seed=S`, the run's folder):
+
+    --variant pseudo=ssl=self_training,ssl.teacher_run=teachers/busi_s{seed},\
+generator.pseudo_pairs.weight=1
+
+`--previews DIR` keeps each variant's preview grids (DIR/<variant>_seed<seed>/).
 Prints one table: variant, mean pre-training seconds, TSTR test Dice per seed and mean, and the
 paired difference (per seed) to the first variant, which should be the current default.
 
@@ -56,10 +63,20 @@ VARIANTS = [
 
 
 def parse_variant(text: str) -> tuple[str, list[str]]:
+    """`name=override,override`; a comma inside brackets belongs to a list value
+    (`bilinear=generator.model.upsample_ops=[transposed,bilinear]`)."""
     name, sep, overrides = text.partition("=")
     if not sep or not name:
         raise argparse.ArgumentTypeError(f"{text!r}: write a variant as name=override,override")
-    return name, [o for o in overrides.split(",") if o]
+    parts, depth, current = [], 0, ""
+    for char in overrides:
+        depth += {"[": 1, "]": -1}.get(char, 0)
+        if char == "," and depth == 0:
+            parts.append(current)
+            current = ""
+        else:
+            current += char
+    return name, [o for o in [*parts, current] if o]
 
 
 def real_reference(cfg, data, steps: int) -> dict:
@@ -69,7 +86,9 @@ def real_reference(cfg, data, steps: int) -> dict:
     return train_fresh_and_score(cfg, method, data, steps, map(method.to_device, batches))
 
 
-CSV_COLUMNS = ["shared", "variant", "overrides", "seed", "pretrain_s", "tstr_dice"]
+CSV_COLUMNS = [
+    "shared", "variant", "overrides", "seed", "pretrain_s", "tstr_dice", "grid", "grid_real",
+]  # fmt: skip
 
 
 def append_csv(path: Path | None, row: list) -> None:
@@ -84,16 +103,24 @@ def append_csv(path: Path | None, row: list) -> None:
         writer.writerow(row)
 
 
-def score_variant(cfg, data, tstr_steps: int) -> tuple[float, float]:
-    """(pre-training seconds, TSTR test Dice) of the generator `cfg` describes."""
+def score_variant(cfg, data, tstr_steps: int, previews: Path | None) -> dict[str, float]:
+    """Pre-training seconds, TSTR test Dice and the grid scores (generator's images after
+    pre-training, real images) of the generator `cfg` describes; its preview grids go to
+    `previews` when given."""
     seed_everything(int(cfg.seed))
     runtime = runtime_of(cfg)
     method = build_method(cfg, runtime)
     started = time.perf_counter()
-    prepare(method, cfg, data)
+    prepare(method, cfg, data, previews)
     pretrain_s = time.perf_counter() - started
     tstr = train_on_synthetic_test_on_real(cfg, method, data, tstr_steps)
-    return pretrain_s, float(tstr["test"]["dice_mean"])
+    grid = getattr(method, "grid", {})
+    return {
+        "pretrain_s": pretrain_s,
+        "tstr": float(tstr["test"]["dice_mean"]),
+        "grid": grid.get("pretrained", float("nan")),
+        "grid_real": grid.get("real", float("nan")),
+    }
 
 
 def summarise_csv(paths: list[Path]) -> str:
@@ -113,8 +140,8 @@ def summarise_csv(paths: list[Path]) -> str:
             f"{setting}:",
             "",
             "| variant | pre-training (s, median) | TSTR Dice per seed | mean "
-            "| minus default per seed | wins |",
-            "|---|---|---|---|---|---|",
+            "| minus default per seed | wins | grid score (mean) |",
+            "|---|---|---|---|---|---|---|",
         ]
         first = [v for v in (REFERENCE, "default") if v in dice.index]
         for variant in dict.fromkeys([*first, *group["variant"]]):
@@ -128,8 +155,11 @@ def summarise_csv(paths: list[Path]) -> str:
                 paired = ", ".join(f"{d:+.3f}" for d in diffs) or "-"
                 wins = f"{sum(d > 0 for d in diffs)}/{len(diffs)}" if diffs else "-"
             took_text = "-" if variant == REFERENCE else f"{took:.0f}"
+            grid = group.loc[group["variant"] == variant].get("grid", pd.Series(dtype=float))
+            grid_text = f"{grid.mean():.2f}" if grid.notna().any() else "-"
             out.append(
-                f"| {variant} | {took_text} | {seeds} | {scores.mean():.4f} | {paired} | {wins} |"
+                f"| {variant} | {took_text} | {seeds} | {scores.mean():.4f} | {paired} | {wins} "
+                f"| {grid_text} |"
             )
         out.append("")
     return "\n".join(out)
@@ -145,6 +175,9 @@ def main() -> None:
     parser.add_argument("--tstr-steps", type=int, default=300)
     parser.add_argument("--no-reference", action="store_true", help="skip the train-on-real row")
     parser.add_argument("--csv", type=Path, default=None, help="append each row to this file")
+    parser.add_argument(
+        "--previews", type=Path, default=None, help="keep each variant's preview grids here"
+    )
     parser.add_argument("overrides", nargs="*", help="shared overrides, e.g. dataset=busi")
     args = parser.parse_args()
     if args.summarise:
@@ -153,27 +186,39 @@ def main() -> None:
     variants = args.variant or [parse_variant(v) for v in VARIANTS]
     if not args.no_reference:
         variants = [(REFERENCE, []), *variants]
-    shared = ["method=separate", "method.pretrain.cache_dir=null", *args.overrides]
+    shared = [
+        "method=separate", "method.pretrain.cache_dir=null", "generator.grid_score=true",
+        *args.overrides,
+    ]  # fmt: skip
     console = Console()
     dice: dict[str, dict[int, float]] = {name: {} for name, _ in variants}
     seconds: dict[str, list[float]] = {name: [] for name, _ in variants}
     for seed in args.seeds:
         data = None  # one split per seed, shared by every variant
         for name, overrides in variants:
-            cfg = compose("train", [*shared, f"seed={seed}", *overrides])
+            # `{seed}` in a variant's override: this seed (a teacher run per seed, say)
+            chosen = [o.replace("{seed}", str(seed)) for o in overrides]
+            cfg = compose("train", [*shared, f"seed={seed}", *chosen])
             data = data if data is not None else run_data(cfg, seed)
             if name == REFERENCE:
                 seed_everything(seed)
-                took, score = (
-                    0.0,
-                    float(real_reference(cfg, data, args.tstr_steps)["test"]["dice_mean"]),
-                )
+                reference = real_reference(cfg, data, args.tstr_steps)
+                found = {"pretrain_s": 0.0, "tstr": float(reference["test"]["dice_mean"])}
+                found |= {"grid": float("nan"), "grid_real": float("nan")}
             else:
-                took, score = score_variant(cfg, data, args.tstr_steps)
-                seconds[name].append(took)
-            dice[name][seed] = score
-            console.print(f"seed {seed} {name}: pretrain {took:.0f} s, TSTR Dice {score:.4f}")
-            row = [" ".join(args.overrides), name, ",".join(overrides), seed, f"{took:.1f}", score]
+                folder = args.previews / f"{name}_seed{seed}" if args.previews else None
+                found = score_variant(cfg, data, args.tstr_steps, folder)
+                seconds[name].append(found["pretrain_s"])
+            dice[name][seed] = found["tstr"]
+            console.print(
+                f"seed {seed} {name}: pretrain {found['pretrain_s']:.0f} s, TSTR Dice "
+                f"{found['tstr']:.4f}, grid score {found['grid']:.2f} "
+                f"(real {found['grid_real']:.2f})"
+            )
+            row = [
+                " ".join(args.overrides), name, ",".join(overrides), seed,
+                f"{found['pretrain_s']:.1f}", found["tstr"], found["grid"], found["grid_real"],
+            ]  # fmt: skip
             append_csv(args.csv, row)
     console.print(sweep_table(args, variants, dice, seconds))
 

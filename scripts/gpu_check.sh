@@ -1,20 +1,23 @@
 #!/usr/bin/env bash
-# GPU check for a CUDA machine: card name, per-method iteration times under the paper profile
-# (256 px, batch 2), the whole JSRT-9 paper protocol for genseg, the tests that train on the
-# device, and the protocol for the baseline; ends with one markdown table (card, what, seconds).
+# GPU check for a CUDA machine: card name, the main job (make train's genseg run on Kvasir-40),
+# the whole JSRT-9 paper protocol for genseg, the tests that train on the device, per-method
+# iteration times under the paper profile (256 px, batch 2) and the protocol for the baseline;
+# ends with one markdown table (card, what, seconds).
 #
 #   bash scripts/gpu_check.sh                     # outputs in outputs/gpu_check
 #   OUT=/tmp/gpu STEPS=30 bash scripts/gpu_check.sh
 #
 # A borrowed GPU may come with minutes, not hours, so every step has its own time limit (LIMIT_<STEP>
 # seconds, below), BUDGET (seconds, optional) caps the whole script by shortening the later steps'
-# limits to what is left, and the most wanted numbers come first (the genseg protocol, then the
-# tests, the per-method iteration times and the baseline's protocol): a step that hits its limit
-# is reported as cut, with how far it got, and the script goes on to the next. A failing step prints the end
-# of its log and the script goes on too; the exit code is 1 when any step failed. The table grows
-# in $OUT/summary.md as steps finish, so a run stopped from outside still says what it measured.
+# limits to what is left, and the most wanted numbers come first (the main job, the genseg
+# protocol, then the tests, the per-method iteration times and the baseline's protocol): a step
+# that hits its limit is reported as cut, with how far it got, and the script goes on to the next.
+# A failing step prints the end of its log and the script goes on too; the exit code is 1 when
+# any step failed. The table grows in $OUT/summary.md as steps finish, so a run stopped from
+# outside still says what it measured.
 #
-# Dry run on a machine without CUDA (checks the script, measures nothing of a GPU):
+# Dry run on a machine without CUDA (checks the script, measures nothing of a GPU; the main job
+# needs kvasir in GENSEG_DATA_DIR):
 #   ALLOW_CPU=1 STEPS=2 WARMUP=1 PROTOCOL_OVERRIDES="trainer.steps=4 trainer.val_every=2" \
 #       TEST_SELECTION="tests/engine/test_loop.py::test_unknown_precision_is_explained" \
 #       bash scripts/gpu_check.sh
@@ -27,6 +30,7 @@ OUT=${OUT:-outputs/gpu_check}
 STEPS=${STEPS:-30}
 WARMUP=${WARMUP:-10}
 LIMIT_BENCHMARK=${LIMIT_BENCHMARK:-120}
+LIMIT_MAIN=${LIMIT_MAIN:-900}
 LIMIT_GENSEG=${LIMIT_GENSEG:-900}
 LIMIT_TESTS=${LIMIT_TESTS:-300}
 LIMIT_BASELINE=${LIMIT_BASELINE:-600}
@@ -125,28 +129,36 @@ if len(marks) > 1:
 PY
 }
 
-# METHOD LIMIT: the whole JSRT-9 paper protocol for one method; a cut run says how far it got
-protocol() {
-    local method=$1 limit=$2 run=$OUT/jsrt_$1
-    logged "jsrt_$method" "$limit" genseg train dataset=jsrt backbone=unet n_labeled=9 \
-        method="$method" profile=paper trainer.progress=false hydra.run.dir="$run" \
+# NAME LIMIT TITLE ARGS...: one whole `genseg train ARGS` run, timed; a cut run says how far it got
+whole_run() {
+    local name=$1 limit=$2 title=$3 run=$OUT/$1
+    shift 3
+    logged "$name" "$limit" genseg train "$@" trainer.progress=false hydra.run.dir="$run" \
         "${PROTOCOL_OVERRIDES[@]}"
     if [[ $STATUS == ok ]]; then
         local dice
         dice=$(python -c 'import json, sys; print("%.4f" % json.load(open(sys.argv[1]))["test"]["dice_mean"])' \
             "$run/metrics.json")
-        row "genseg train JSRT-9 $method, profile=paper (test Dice $dice; $(step_seconds "$run/train.log"))" \
-            "$ELAPSED"
+        row "$title (test Dice $dice; $(step_seconds "$run/train.log"))" "$ELAPSED"
     else
         # the last "step N/M" line of the run's log says how far a cut run got
         local reached
         reached=$(grep -o 'step [0-9]*/[0-9]*' "$run/train.log" 2>/dev/null | tail -n 1)
-        row "genseg train JSRT-9 $method, profile=paper: $STATUS at ${reached:-no step logged} ($(step_seconds "$run/train.log" 2>/dev/null))" \
+        row "$title: $STATUS at ${reached:-no step logged} ($(step_seconds "$run/train.log" 2>/dev/null))" \
             "$ELAPSED"
     fi
 }
 
-# (b) the protocol for genseg: the wall time of the paper's protocol on this card
+# METHOD LIMIT: the whole JSRT-9 paper protocol for one method
+protocol() {
+    whole_run "jsrt_$1" "$2" "genseg train JSRT-9 $1, profile=paper" dataset=jsrt backbone=unet \
+        n_labeled=9 method="$1" profile=paper
+}
+
+# (b) the main job as `make train` runs it (GenSeg on Kvasir-SEG, 40 labels; on CUDA the profile
+# is the paper's), then the paper protocol for genseg on JSRT-9
+whole_run main_job "$LIMIT_MAIN" "the main job: genseg train dataset=kvasir n_labeled=40 method=genseg" \
+    dataset=kvasir n_labeled=40 method=genseg
 protocol genseg "$LIMIT_GENSEG"
 
 # (c) the tests on the device

@@ -11,6 +11,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
+import torch
 from omegaconf import DictConfig
 
 from genseg_cli.core.runtime import Runtime, resolve_runtime
@@ -43,13 +44,24 @@ def run_data(cfg: DictConfig, seed: int = 0) -> RunData:
 
 
 def runtime_of(cfg: DictConfig, precision: str | None = None) -> Runtime:
-    """The runtime `genseg train` would pick (device, precision, memory format)."""
+    """The runtime `genseg train` would pick (device, precision, memory format), with its
+    thread count (`trainer.num_threads`) applied."""
+    if cfg.trainer.get("num_threads"):
+        torch.set_num_threads(int(cfg.trainer.num_threads))
     chosen = precision or cfg.trainer.precision
     return resolve_runtime(cfg.trainer.device, chosen, cfg.trainer.channels_last)
 
 
-def prepare(method: Method, cfg: DictConfig, data: RunData) -> TrainingContext:
-    """`method.prepare` (pre-training, previews) in a temporary run folder; its context."""
+def prepare(
+    method: Method, cfg: DictConfig, data: RunData, folder: Path | None = None
+) -> TrainingContext:
+    """`method.prepare` (pre-training, previews) in `folder`, or a temporary run folder; its
+    context."""
+    if folder is not None:
+        folder.mkdir(parents=True, exist_ok=True)
+        context = training_context(cfg, data, folder)
+        method.prepare(context)
+        return context
     with tempfile.TemporaryDirectory() as tmp:
         context = training_context(cfg, data, Path(tmp))
         method.prepare(context)

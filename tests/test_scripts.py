@@ -73,3 +73,25 @@ def test_generator_sweep_scores_each_variant_and_the_real_reference(tmp_path) ->
     assert [r.split(",")[1] for r in rows[1:]] == ["real pairs (reference)", "short", "fm"] * 2
     summary = run("generator_sweep.py", "--summarise", str(table))
     assert "| short |" in summary and "| fm |" in summary and "0: " in summary and "1: " in summary
+
+
+def test_generator_sweep_reads_list_values_keeps_previews_and_scores_the_grid(tmp_path) -> None:
+    table, previews = tmp_path / "sweep.csv", tmp_path / "previews"
+    run(
+        "generator_sweep.py",
+        "--tstr-steps",
+        "1",
+        "--no-reference",
+        "--variant",
+        "bilinear=method.pretrain.steps=1,generator.model.upsample_ops=[transposed,bilinear]",
+        "--csv",
+        str(table),
+        "--previews",
+        str(previews),
+        "data.image_size=32",
+    )
+    header, row = table.read_text().splitlines()
+    assert "upsample_ops=[transposed,bilinear]" in row  # one override, its comma kept
+    grid, grid_real = (float(v) for v in row.split(",")[-2:])
+    assert grid == grid and grid_real == grid_real  # measured, not NaN
+    assert (previews / "bilinear_seed0" / "synthetic_pretrained.png").is_file()

@@ -52,6 +52,11 @@ def test_bootstrap_interval_brackets_the_mean_and_stays_inside_the_values() -> N
     assert min(values) <= low < np.mean(values) < high <= max(values)
 
 
+def test_no_interval_from_fewer_than_three_blocks() -> None:
+    assert all(math.isnan(v) for v in bootstrap_ci([0.02, 0.05]))
+    assert not any(math.isnan(v) for v in bootstrap_ci([0.02, 0.05, 0.01]))
+
+
 def test_sign_test_of_five_wins_out_of_five() -> None:
     assert sign_test_p([0.1, 0.2, 0.1, 0.3, 0.05]) == pytest.approx(0.0625)
     assert math.isnan(sign_test_p([0.0, 0.0]))
@@ -104,3 +109,14 @@ def test_a_block_missing_a_method_is_incomplete_but_not_broken() -> None:
     assert not blocks.loc["jsrt-n9-s1", "complete"]
     assert blocks.loc["jsrt-n9-s1", "missing"] == "genseg"
     assert not blocks.broken.any()
+
+
+def test_one_block_shows_means_without_a_spread_and_asks_for_three_blocks(tmp_path) -> None:
+    from genseg_cli.report.benchmark_tables import SuiteInfo, write_benchmark_tables
+
+    info = SuiteInfo("t", "one block", "baseline", ("baseline", "genseg"), ("jsrt-n9-s0",))
+    runs = three_blocks()
+    text = write_benchmark_tables(info, runs[runs.seed == 0], tmp_path)
+    assert "± -" not in text and "| 0.9000 |" in text
+    assert "+0.0100 [3+ blocks for an interval]" in text
+    assert "[3+ blocks" not in write_benchmark_tables(info, runs, tmp_path / "three")

@@ -18,6 +18,7 @@ import pandas as pd
 from genseg_cli.core.files import write_csv
 from genseg_cli.report.blocks import (
     IN_DOMAIN,
+    INTERVAL_FROM,
     MEAN,
     OOD_MEAN,
     block_differences,
@@ -55,7 +56,16 @@ def _p(value: float) -> str:
     return "-" if value is None or math.isnan(value) else f"{value:.3f}"
 
 
+def _spread(mean: float, std: float) -> str:
+    """mean ± std; the mean alone where one block leaves no spread."""
+    if std is None or (isinstance(std, float) and math.isnan(std)):
+        return _num(mean)
+    return f"{_num(mean)} ± {_num(std)}"
+
+
 def _ci(row: pd.Series) -> str:
+    if math.isnan(row.d_dice_ci_low):
+        return f"{_num(row.d_dice_mean, True)} [{INTERVAL_FROM}+ blocks for an interval]"
     return (
         f"{_num(row.d_dice_mean, True)} [{_num(row.d_dice_ci_low, True)}, "
         f"{_num(row.d_dice_ci_high, True)}]"
@@ -97,9 +107,9 @@ def glance_table(
                 f"{dataset}-{budget}",
                 f"**{method}**" if method == info.reference else method,
                 str(int(mean.blocks)),
-                f"{_num(own.dice_mean)} ± {_num(own.dice_std)}" if own is not None else "-",
-                f"{_num(out.dice_mean)} ± {_num(out.dice_std)}" if out is not None else "-",
-                f"{_num(mean.dice_mean)} ± {_num(mean.dice_std)}",
+                _spread(own.dice_mean, own.dice_std) if own is not None else "-",
+                _spread(out.dice_mean, out.dice_std) if out is not None else "-",
+                _spread(mean.dice_mean, mean.dice_std),
                 _ci(diff) if diff is not None else "(reference)",
                 f"{int(diff.wins)}/{int(diff.blocks)}" if diff is not None else "-",
                 _p(diff.sign_p) if diff is not None else "-",
@@ -129,8 +139,8 @@ def sets_table(scores: pd.DataFrame, paired: pd.DataFrame) -> list[str]:
             row.checkpoint,
             row.set,
             str(int(row.blocks)),
-            f"{_num(row.dice_mean)} ± {_num(row.dice_std)}",
-            f"{_num(row.iou_mean)} ± {_num(row.iou_std)}",
+            _spread(row.dice_mean, row.dice_std),
+            _spread(row.iou_mean, row.iou_std),
             _ci(diff) if diff is not None else "-",
             f"{int(diff.wins)}/{int(diff.blocks)}" if diff is not None else "-",
             _p(diff.wilcoxon_p) if diff is not None else "-",
@@ -228,8 +238,9 @@ def render(
         "",
         "A block is one (dataset, budget, seed); every difference is taken inside a block "
         "whose runs share one machine, precision, thread count and code commit. Mean ± std over "
-        "blocks; Δ: mean of the per-block differences, 95% bootstrap interval over blocks; wins: "
-        "blocks where the method is above the reference; sign p: two-sided sign test. "
+        "blocks; Δ: mean of the per-block differences, 95% bootstrap interval over blocks (from "
+        "three blocks on); wins: blocks where the method is above the reference; sign p: "
+        "two-sided sign test. "
         "mean Dice: in-domain and each out-of-domain set weighted alike.",
         "",
         f"Machines: {'; '.join(machines) if machines else 'none yet'}.",

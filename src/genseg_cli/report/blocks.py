@@ -32,17 +32,17 @@ CHECKPOINTS = {"best_val": "", "final": "_final"}  # checkpoint -> column suffix
 IN_DOMAIN, OOD_MEAN, MEAN = "in-domain", "ood", "mean"
 BOOTSTRAP_DRAWS = 10_000
 WILCOXON_FROM = 5  # below five pairs no two-sided signed-rank p can reach 0.05
+INTERVAL_FROM = 3  # a bootstrap over one or two blocks only restates them: no interval below three
 
 
 def bootstrap_ci(
     values: np.ndarray | list[float], level: float = 0.95, seed: int = 0
 ) -> tuple[float, float]:
-    """Percentile bootstrap interval of the mean, resampling the values with replacement."""
+    """Percentile bootstrap interval of the mean, resampling the values with replacement; NaN
+    for fewer than INTERVAL_FROM values."""
     values = np.asarray(values, dtype=float)
-    if len(values) == 0:
+    if len(values) < INTERVAL_FROM:
         return math.nan, math.nan
-    if len(values) == 1:
-        return float(values[0]), float(values[0])
     rng = np.random.default_rng(seed)
     means = rng.choice(values, size=(BOOTSTRAP_DRAWS, len(values))).mean(axis=1)
     tail = (1 - level) / 2 * 100
