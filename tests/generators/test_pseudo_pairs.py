@@ -98,6 +98,9 @@ def test_settings_under_which_the_pairs_would_reach_nothing_are_refused():
             config("method=genseg", "ssl=fixmatch", *template, "+generator.pseudo_pairs.weight=.5"),
             CPU,
         )
+    with pytest.raises(GensegError, match="generator=template cannot differentiate its step"):
+        learned = ("+generator.pseudo_pairs.weight=1", "+generator.pseudo_pairs.learn_weight=true")
+        build_method(config("method=genseg", "ssl=fixmatch", *template, *learned), CPU)
 
 
 def test_options_at_their_off_values_leave_the_cache_key_as_it_was():
