@@ -202,7 +202,7 @@ def test_synthetic_weight_stays_within_its_bounds_and_refuses_bad_settings():
     with torch.no_grad():
         weight.beta.fill_(-50.0)
     assert 0.0 <= weight.value < 1e-6
-    with pytest.raises(ValueError, match="method.synthetic_weight=2.0"):
+    with pytest.raises(ValueError, match="method.synthetic_weight=2 must lie"):
         SyntheticWeight(initial=2.0, maximum=2.0)
     with pytest.raises(ValueError, match="mlo.synthetic_weight_max=0"):
         SyntheticWeight(initial=1.0, maximum=0)

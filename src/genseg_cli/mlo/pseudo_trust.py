@@ -29,31 +29,17 @@ from __future__ import annotations
 import math
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
+
+from genseg_cli.mlo.synthetic_weight import BoundedWeight
 
 
-class PseudoTrust(nn.Module):
+class PseudoTrust(BoundedWeight):
     """A learnable pseudo-pair weight in (0, maximum), starting at `initial`."""
 
     def __init__(self, initial: float, maximum: float) -> None:
-        super().__init__()
-        if maximum <= 0.0:
-            raise ValueError(f"mlo.pseudo_weight_max={maximum} must be positive")
-        if not 0.0 < initial < maximum:
-            raise ValueError(
-                f"generator.pseudo_pairs.weight={initial:g} must lie strictly between 0 and "
-                f"mlo.pseudo_weight_max={maximum:g} to be learned; raise mlo.pseudo_weight_max"
-            )
-        self.maximum = float(maximum)
-        fraction = initial / maximum
-        self.beta = nn.Parameter(torch.tensor(math.log(fraction / (1.0 - fraction))))
-
-    def forward(self) -> Tensor:
-        return self.maximum * torch.sigmoid(self.beta)
-
-    @property
-    def value(self) -> float:
-        return float(self.forward().detach())
+        keys = ("generator.pseudo_pairs.weight", "mlo.pseudo_weight_max")
+        super().__init__(initial, maximum, keys, "generator.pseudo_pairs.learn_weight=false")
 
     def slope(self) -> float:
         """dw / dbeta at the current beta: w * (1 - w / maximum)."""

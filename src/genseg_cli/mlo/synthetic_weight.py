@@ -24,18 +24,22 @@ import torch
 from torch import Tensor, nn
 
 
-class SyntheticWeight(nn.Module):
-    """A learnable synthetic-loss weight in (0, maximum), starting at `initial`."""
+class BoundedWeight(nn.Module):
+    """A learnable weight in (0, maximum), starting at `initial`: maximum * sigmoid(beta).
+    `keys` names the settings of `initial` and `maximum` for the refusals' messages."""
 
-    def __init__(self, initial: float = 1.0, maximum: float = 2.0) -> None:
+    def __init__(
+        self, initial: float, maximum: float, keys: tuple[str, str], fixed_key: str
+    ) -> None:
         super().__init__()
+        initial_key, maximum_key = keys
         if maximum <= 0.0:
-            raise ValueError(f"mlo.synthetic_weight_max={maximum} must be positive")
+            raise ValueError(f"{maximum_key}={maximum:g} must be positive")
         if not 0.0 < initial < maximum:
             raise ValueError(
-                f"method.synthetic_weight={initial} must lie strictly between 0 and "
-                f"mlo.synthetic_weight_max={maximum} to be learned; raise "
-                "mlo.synthetic_weight_max or set mlo.learn_synthetic_weight=false"
+                f"{initial_key}={initial:g} must lie strictly between 0 and "
+                f"{maximum_key}={maximum:g} to be learned; raise {maximum_key} or set "
+                f"{fixed_key}"
             )
         self.maximum = float(maximum)
         fraction = initial / maximum
@@ -47,3 +51,11 @@ class SyntheticWeight(nn.Module):
     @property
     def value(self) -> float:
         return float(self.forward().detach())
+
+
+class SyntheticWeight(BoundedWeight):
+    """lambda, the synthetic loss's weight, learned in (0, maximum)."""
+
+    def __init__(self, initial: float = 1.0, maximum: float = 2.0) -> None:
+        keys = ("method.synthetic_weight", "mlo.synthetic_weight_max")
+        super().__init__(initial, maximum, keys, "mlo.learn_synthetic_weight=false")
