@@ -80,3 +80,23 @@ def test_sizes_read_in_decimal_units() -> None:
         "109.0 MB",
         "2.5 GB",
     ]
+
+
+def test_a_finished_nnunet_runs_preprocessed_data_goes_a_stopped_ones_stays(tmp_path) -> None:
+    from genseg_cli.report.disk import NNUNET_PREPROCESSED
+
+    root = tmp_path / "outputs"
+    for status in ("done", "interrupted"):
+        run = fake_run(root / status, status=status)
+        data = run / NNUNET_PREPROCESSED / "Dataset001_jsrt"
+        data.mkdir(parents=True)
+        (data / "case.npz").write_bytes(b"p" * 1234)
+        (run / "nnunet" / "results").mkdir()
+    use = disk_use(root, [])
+    assert [(h.path, h.size, h.what) for h in use.freeable] == [
+        (root / "done" / NNUNET_PREPROCESSED, 1234, "nnunet")
+    ]
+    removed, failed = remove(use.freeable)
+    assert not failed and not (root / "done" / NNUNET_PREPROCESSED).exists()
+    assert (root / "done" / "nnunet" / "results").is_dir()  # the trained fold stays
+    assert (root / "interrupted" / NNUNET_PREPROCESSED / "Dataset001_jsrt").is_dir()

@@ -1,9 +1,11 @@
 """The disk space genseg can give back (`genseg runs --disk [--clean]`).
 
-Two kinds of file only: the generator pre-training caches (`<output dir>/cache/generators/*.pt`,
+Three kinds of file only: the generator pre-training caches (`<output dir>/cache/generators/*.pt`,
 about 100 MB per configuration and split; a later run with the same recipe pre-trains again
-instead of loading one) and the resumable `checkpoints/last.pt` of runs whose status.json says
-done (no run resumes from it; `genseg train` drops it itself unless `trainer.keep_last=true`).
+instead of loading one), the resumable `checkpoints/last.pt` of runs whose status.json says
+done (no run resumes from it; `genseg train` drops it itself unless `trainer.keep_last=true`)
+and the `nnunet/preprocessed` folder of done nnU-Net runs (nnU-Net's copy of the run's training
+data; evaluate and predict read the trained fold under `nnunet/results`, never this folder).
 A stopped, failed or running run keeps its last.pt, which its resume needs, and best.pt, the
 weights every run is scored and used by, is never a candidate.
 """
@@ -11,6 +13,7 @@ weights every run is scored and used by, is never a candidate.
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,11 +22,12 @@ from genseg_cli.report.collect import find_run_dirs
 
 LAST = Path("checkpoints") / "last.pt"
 CACHE = Path("cache") / "generators"  # under an output dir (conf/method/separate.yaml)
+NNUNET_PREPROCESSED = Path("nnunet") / "preprocessed"  # engine.nnunet.layout's folder
 
 
 @dataclass(frozen=True)
 class Held:
-    """One file and its size; `what`: "cache" or "last.pt"."""
+    """One file (a folder for "nnunet") and its size; `what`: "cache", "last.pt" or "nnunet"."""
 
     path: Path
     size: int
@@ -89,6 +93,10 @@ def disk_use(root: Path, caches: Iterable[Path]) -> DiskUse:
         if path.is_file():
             held = Held(path, path.stat().st_size, "last.pt")
             (use.freeable if status == "done" else use.kept).append(held)
+        preprocessed = run_dir / NNUNET_PREPROCESSED
+        if status == "done" and preprocessed.is_dir():  # a stopped run's resume trains from it
+            size = sum(f.stat().st_size for f in preprocessed.rglob("*") if f.is_file())
+            use.freeable.append(Held(preprocessed, size, "nnunet"))
     if use.running:  # a running run may be loading or writing a cache right now
         use.kept += [h for h in use.freeable if h.what == "cache"]
         use.freeable = [h for h in use.freeable if h.what != "cache"]
@@ -101,7 +109,10 @@ def remove(held: list[Held]) -> tuple[list[Held], list[tuple[Held, OSError]]]:
     removed, failed = [], []
     for item in held:
         try:
-            item.path.unlink(missing_ok=True)
+            if item.path.is_dir():
+                shutil.rmtree(item.path)
+            else:
+                item.path.unlink(missing_ok=True)
         except OSError as err:
             failed.append((item, err))
             continue

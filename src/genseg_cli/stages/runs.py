@@ -184,7 +184,7 @@ def shown_path(path: Path, root: Path) -> str:
 
 
 def held_line(item: Held, root: Path) -> str:
-    what = "generator cache" if item.what == "cache" else "last.pt of run"
+    what = {"cache": "generator cache", "nnunet": "nnU-Net's data"}.get(item.what, "last.pt of run")
     where = item.path if item.what == "cache" else item.path.parent.parent  # the run folder
     return f"{size_text(item.size):>9}  {what:<15}  {shown_path(where, root)}"
 
@@ -217,7 +217,10 @@ def disk(root: Path, clean: bool, console: Console) -> int:
         console.print(line, highlight=False, markup=False, soft_wrap=True)
 
     if not use.freeable:
-        say(f"nothing to give back under {root}: no cache or finished run's last.pt is free to go")
+        say(
+            f"nothing to give back under {root}: no cache, finished run's last.pt or finished "
+            "nnU-Net run's preprocessed data is free to go"
+        )
     elif not clean:
         say(f"space genseg can give back under {root}:")
         for item in use.freeable:
