@@ -57,6 +57,9 @@ class GeneratorRecipe(ABC):
         self.runtime = runtime
 
     generator: nn.Module
+    # whether `train_step` takes a `direction` over the pairs' weights and then keeps the G
+    # step's d theta'/d eps in `self.tangent` (the upper level learning the pseudo pairs' weight)
+    tangent_along_weights: bool = False
 
     @property
     def learns_from_unlabeled(self) -> bool:
@@ -97,11 +100,15 @@ class GeneratorRecipe(ABC):
         fake: Tensor,
         unlabeled: Tensor | None = None,
         weights: Tensor | None = None,
+        direction: Tensor | None = None,
     ) -> dict[str, float]:
         """`train_step` as the methods call it: the unlabeled images go only to a recipe that
-        uses them, and per-pair `weights` only to one that `weighs_pairs`, so recipes written
-        before these arguments keep working."""
+        uses them, per-pair `weights` only to one that `weighs_pairs` and a tangent `direction`
+        (over the pairs' weights) only when given, to one with `tangent_along_weights`, so
+        recipes written before these arguments keep working."""
         extra = {"weights": weights} if weights is not None and self.weighs_pairs else {}
+        if direction is not None:
+            extra["direction"] = direction
         if self.learns_from_unlabeled and unlabeled is not None:
             return self.train_step(masks, images, fake, unlabeled, **extra)
         return self.train_step(masks, images, fake, **extra)

@@ -131,7 +131,7 @@ class GenSeg(UpperLevel, SyntheticDataMethod):
                 "generator.pseudo_pairs.learn_weight=true needs pseudo pairs: set "
                 "generator.pseudo_pairs.weight above 0 (the weight it starts from)"
             )
-        if not getattr(self.recipe, "tangent_along_weights", False):
+        if not self.recipe.tangent_along_weights:
             raise GensegError(
                 f"generator.pseudo_pairs.learn_weight=true: generator="
                 f"{self.generator_cfg.get('name')} cannot differentiate its step in the pairs' "

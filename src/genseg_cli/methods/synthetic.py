@@ -189,12 +189,10 @@ class SyntheticDataMethod(Method):
         )
         if masks.shape[0] > n:
             fake = torch.cat([fake, self.synthesise(masks[n:])])
-        if not (tangent and weights is not None):
-            return {**self.recipe.update(masks, images, fake, unlabeled, weights), **logs}
-        direction = (torch.arange(masks.shape[0], device=weights.device) >= n).to(weights.dtype)
-        pool = unlabeled if self.recipe.learns_from_unlabeled else None
-        losses = self.recipe.train_step(masks, images, fake, pool, weights, direction=direction)
-        return {**losses, **logs}
+        direction = None  # d/dw of the pair weights: 0 for a real pair, 1 for a pool pair
+        if tangent and weights is not None:
+            direction = (torch.arange(masks.shape[0], device=weights.device) >= n).to(weights.dtype)
+        return {**self.recipe.update(masks, images, fake, unlabeled, weights, direction), **logs}
 
     def measure_grid(self, when: str) -> str:
         """With `generator.grid_score`, the grid score of the generator's images for every real
