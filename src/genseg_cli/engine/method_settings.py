@@ -160,6 +160,7 @@ GENERATOR: dict[str, Rule] = {
     "generator.model.upsample_ops": Rule(
         _upsample_ops, "generator.model.upsample_ops=[transposed,nearest]"
     ),
+    "generator.model.style_dim": Rule(whole(0), "generator.model.style_dim=8 (0: off)"),
     "generator.pseudo_pairs.weight": Rule(
         at_least(0.0), "generator.pseudo_pairs.weight=1 (0: off)"
     ),
@@ -175,6 +176,7 @@ GENERATOR: dict[str, Rule] = {
     ),
     "generator.gan_loss": Rule(one_of(*GAN_LOSSES), "generator.gan_loss=lsgan"),
     "generator.lambda_l1": Rule(at_least(0.0), "generator.lambda_l1=100"),
+    "generator.lambda_kl": Rule(at_least(0.0), "generator.lambda_kl=0.01"),
     "generator.lambda_fm": Rule(at_least(0.0, optional=True), "generator.lambda_fm=10 (0: off)"),
     "generator.unlabeled_realism": Rule(
         at_least(0.0, optional=True), "generator.unlabeled_realism=1 (0: off)"
@@ -199,6 +201,8 @@ ABSENT_MEANS: dict[str, object] = {
     "mlo.pseudo_weight_lr": 5.0e-2,
     "mlo.pseudo_weight_max": 2.0,
     "generator.grid_score": False,
+    "generator.model.style_dim": 0,
+    "generator.lambda_kl": 0.01,  # no effect without the code
 }
 
 OTHER: dict[str, Rule] = {
@@ -304,6 +308,17 @@ def _check_genseg(cfg: DictConfig) -> None:
         )
 
 
+def _check_style_code(cfg: DictConfig) -> None:
+    """The pseudo weight's tangent is checked for G's step without an appearance code only."""
+    dim = OmegaConf.select(cfg, "generator.model.style_dim", default=0) or 0
+    if dim and OmegaConf.select(cfg, "generator.pseudo_pairs.learn_weight", default=False):
+        raise GensegError(
+            f"generator.pseudo_pairs.learn_weight=true: the weight's hypergradient does not "
+            f"cover the appearance code of generator.model.style_dim={dim}; set "
+            "generator.model.style_dim=0 or generator.pseudo_pairs.learn_weight=false"
+        )
+
+
 def check_combinations(cfg: DictConfig) -> None:
     """Refuse values that are valid one by one but do nothing, or cannot be built, together."""
     method = cfg.method
@@ -323,6 +338,7 @@ def check_combinations(cfg: DictConfig) -> None:
                 f"generator.model.base_width={model.base_width}; raise max_width"
             )
         check_generator_size(cfg)
+        _check_style_code(cfg)
         check_pseudo_pairs(cfg)
         check_recipe(cfg)
     if "mlo" in method:

@@ -9,6 +9,10 @@ The mixed op itself lives in ``genseg_cli.nets.mixed_conv``.
 The same network works on images (N,C,H,W) and on volumes (N,C,D,H,W): an ``image_size`` of
 three ints builds the 3D variant.
 
+With ``style_dim > 0`` the generator also takes an appearance code z (BicycleGAN's "add to
+input": z tiled over the image and concatenated to the mask's channels; Zhu et al., NeurIPS
+2017), drawn from N(0, I) when none is given; ``genseg_cli.nets.style`` encodes one from an image.
+
 >>> gen = MaskToImageGenerator(out_channels=3, image_size=64, base_width=16)
 >>> gen(torch.rand(2, 1, 64, 64)).shape
 torch.Size([2, 3, 64, 64])
@@ -147,12 +151,15 @@ class MaskToImageGenerator(nn.Module):
         search_down: bool = False,
         arch_temperature: float = 1.0,
         upsample_ops: Sequence[str] = ("transposed",),
+        style_dim: int = 0,
     ) -> None:
         super().__init__()
         if norm not in NORMS:
             raise ValueError(f"unknown norm {norm!r}; choose one of {list(NORMS)}")
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+        if operator.index(style_dim) < 0:
+            raise ValueError(f"style_dim must be >= 0 (0: no appearance code), got {style_dim}")
         if isinstance(image_size, Sequence):
             shape = _spatial_shape(image_size)
             depth = _shape_depth(shape, bottleneck_size)
@@ -171,6 +178,7 @@ class MaskToImageGenerator(nn.Module):
         self.spatial_shape: tuple[int, ...] = shape
         self.dims = dims
         self.in_channels, self.out_channels = in_channels, out_channels
+        self.style_dim = int(style_dim)
         widths = [min(base_width * 2**i, max_width) for i in range(depth)]
         # Conv biases are redundant right before a BatchNorm (it subtracts the mean).
         biased = norm != "batch"
@@ -178,7 +186,8 @@ class MaskToImageGenerator(nn.Module):
         encoder: dict[str, nn.Module] = {}
         for i in range(depth):
             first, inner = i == 0, i == depth - 1
-            c_in = in_channels if first else widths[i - 1]
+            # the first layer also reads the tiled appearance code (none: style_dim 0)
+            c_in = in_channels + self.style_dim if first else widths[i - 1]
             # The innermost map may be 1x1 or 2x2: normalising it would erase it.
             has_norm = not (first or inner)
             op = strided_op(
@@ -231,10 +240,12 @@ class MaskToImageGenerator(nn.Module):
                     else:
                         nn.init.zeros_(p)
 
-    def forward(self, mask: Tensor) -> Tensor:
-        """``gen(mask)`` -> image in [-1, 1] with ``out_channels`` channels."""
+    def forward(self, mask: Tensor, style: Tensor | None = None) -> Tensor:
+        """``gen(mask)`` -> image in [-1, 1] with ``out_channels`` channels. ``style``: the
+        (N, style_dim) appearance codes; None draws them from N(0, I) (torch's global generator,
+        as dropout does); only a generator built with ``style_dim > 0`` takes one."""
         skips: list[Tensor] = []
-        h = mask
+        h = mask if self.style_dim == 0 and style is None else self._with_style(mask, style)
         for block in self.encoder.values():
             h = block(h)
             skips.append(h)
@@ -243,6 +254,20 @@ class MaskToImageGenerator(nn.Module):
         for i in range(self.depth - 2, -1, -1):
             h = ups[i](torch.cat([h, skips[i]], dim=1))
         return h
+
+    def _with_style(self, mask: Tensor, style: Tensor | None) -> Tensor:
+        """``mask`` with the codes tiled over its spatial dims as extra channels."""
+        n = mask.shape[0]
+        if self.style_dim == 0:
+            raise ValueError("this generator has no appearance code (style_dim=0); pass no style")
+        if style is None:
+            style = torch.randn(n, self.style_dim, device=mask.device, dtype=mask.dtype)
+        if tuple(style.shape) != (n, self.style_dim):
+            raise ValueError(
+                f"style must be (N, style_dim) = ({n}, {self.style_dim}), got {tuple(style.shape)}"
+            )
+        tiled = style.to(mask.dtype).view(n, self.style_dim, *[1] * self.dims)
+        return torch.cat([mask, tiled.expand(-1, -1, *mask.shape[2:])], dim=1)
 
     def _mixed_ops(self) -> Iterator[tuple[str, MixedConv]]:
         for name, module in self.named_modules():
