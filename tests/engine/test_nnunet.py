@@ -195,6 +195,13 @@ def test_evaluate_scores_an_nnunet_run_as_training_did(resumed, tmp_path):
     final, _ = evaluate_run_dir([*args, f"out={tmp_path / 'final'}", "weights=final"])
     assert final["weights_step"] == 4  # checkpoint_final.pth, which method.checkpoint=final kept
     assert final["ood"]["mine"]["dice_mean"] == pytest.approx(metrics["ood"]["mine"]["dice_mean"])
+    # at the network's size: the prediction resized down and compared with the resized mask,
+    # close to the original-size score but not that score itself
+    model, kept = evaluate_run_dir([*args, f"out={tmp_path / 'model'}", "resolution=model"])
+    assert model["run"]["resolution"] == "model" and model["ood"]["mine"]["n"] == 2
+    small = pd.read_csv(kept / "per_image.csv").set_index("id").dice
+    assert [small[i] for i in ids] == pytest.approx([scored[i] for i in ids], abs=0.05)
+    assert [small[i] for i in ids] != pytest.approx([scored[i] for i in ids], abs=1e-6)
 
 
 @pytest.mark.slow
