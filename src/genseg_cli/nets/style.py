@@ -30,7 +30,7 @@ class StyleEncoder(nn.Module):
 
     ``n_layers`` 4x4 stride-2 convolutions (LeakyReLU 0.2, no normalisation: a batch's statistics
     would leak one image's appearance into another's code), widths ``base_width * 2**i`` up to
-    ``max_width``; the spatial sides must halve that many times (a 16-pixel side takes 4).
+    ``max_width``; every side must halve that many times (``encoder_layers`` picks it).
     """
 
     def __init__(
