@@ -41,11 +41,11 @@ def config(*overrides: str):
 
 def test_the_confidence_rule_keeps_and_drops_images_as_set():
     probs = torch.tensor([0.99, 0.6, 0.02, 0.5]).view(4, 1, 1, 1).expand(4, 1, 8, 8)
-    masks, score, keep = confident(probs, 0.9)
+    masks, score, keep = confident(probs, 0.9, "mean")
     assert keep.tolist() == [True, False, True, False]
     assert score.tolist() == pytest.approx([0.99, 0.6, 0.98, 0.5])
     assert masks[:, 0, 0, 0].tolist() == [1.0, 1.0, 0.0, 0.0]
-    pairs = PseudoPairs(Constant([0.99, 0.6, 0.02, 0.5]), True, 0.55, 0.5, CPU)
+    pairs = PseudoPairs(Constant([0.99, 0.6, 0.02, 0.5]), True, 0.55, 0.5, CPU, "mean")
     images = torch.arange(4.0).view(4, 1, 1, 1).expand(4, 1, 8, 8)
     kept, kept_masks, _ = pairs.label(images)
     assert kept[:, 0, 0, 0].tolist() == [0.0, 1.0, 2.0]  # 0.6 >= 0.55 joins, 0.5 does not
@@ -55,6 +55,35 @@ def test_the_confidence_rule_keeps_and_drops_images_as_set():
     masks, joined, weights, _ = pairs.join(real_masks, real_images, images, weighs=True)
     assert masks.shape[0] == joined.shape[0] == 5
     assert weights.tolist() == [1.0, 1.0, 0.5, 0.5, 0.5]
+
+
+def test_the_foreground_rule_judges_what_the_teacher_found_not_the_background():
+    # a small lesion found with doubt in a sure background: the mean over all pixels is high,
+    # the mean over the lesion and its ring is not; an image where nothing was found scores 0
+    probs = torch.full((3, 1, 16, 16), 0.01)
+    probs[0, 0, 6:10, 6:10] = 0.55  # found, unsure
+    probs[1, 0, 6:10, 6:10] = 0.99  # found, sure
+    _, mean, kept_by_mean = confident(probs, 0.9, "mean")
+    _, fg, kept_by_fg = confident(probs, 0.9, "foreground")
+    assert kept_by_mean.tolist() == [True, True, True]
+    assert kept_by_fg.tolist() == [False, True, False]
+    assert fg[0] == pytest.approx((16 * 0.55 + 20 * 0.99) / 36) and fg[2] == 0.0  # 4x4 + ring
+    assert mean[0] > 0.9
+    labels = torch.zeros(1, 3, 8, 8)  # a label map: any class but background is found
+    labels[0, 0] = 0.9
+    labels[0, 0, 2:4, 2:4], labels[0, 2, 2:4, 2:4] = 0.3, 0.6
+    labels[0, 1] = 1 - labels[0, 0] - labels[0, 2]
+    _, score, _ = confident(labels, 0.9, "foreground")
+    assert 0.6 < score[0] < 0.9
+    volume = torch.full((1, 1, 4, 8, 8), 0.01)
+    volume[0, 0, 1:3, 3:5, 3:5] = 0.7
+    _, score, _ = confident(volume, 0.9, "foreground")  # 8 voxels at 0.7 in a 4x4x4 ring
+    assert score[0] == pytest.approx((8 * 0.7 + (4 * 4 * 4 - 8) * 0.99) / 64)
+    with pytest.raises(ValueError, match="foreground"):
+        confident(probs, 0.9, "median")
+    pairs = PseudoPairs(Constant([0.99, 0.02]), True, 0.9, 1.0, CPU)  # the default rule
+    kept, _, _ = pairs.label(torch.zeros(2, 1, 8, 8))
+    assert kept.shape[0] == 1 and pairs.describe()["rule"] == "foreground"
 
 
 def generator_after_one_update(weight: float, threshold: float = 0.0) -> list[torch.Tensor]:

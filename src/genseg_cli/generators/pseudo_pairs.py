@@ -3,13 +3,17 @@ predicts for them, beside the real pairs in the generator's updates.
 
 A mask-to-image generator learns from the few labelled pairs alone; the pool holds 4 to 20 times
 more images. With `generator.pseudo_pairs.weight` > 0 each generator update also learns from the
-unlabeled batch of that step: a teacher segments the images, an image whose mean max-probability
-(over its pixels) reaches `threshold` joins as a pair (image, predicted mask), and the recipe
-weighs it `weight` against a real pair's 1. The teacher is the run's semi-supervised objective's:
-a finished run's segmenter (`ssl=self_training ssl.teacher_run=RUN_DIR`: trained, so its pairs
-join the pre-training too) or an EMA teacher (`ssl=fixmatch`, `ssl=mean_teacher`: it learns with
-the segmenter, so its pairs join only the updates of a generator that trains end to end, genseg's
-GAN step). The images are the split's unlabeled ones (splits.json), never a test image.
+unlabeled batch of that step: a teacher segments the images, an image whose confidence reaches
+`threshold` joins as a pair (image, predicted mask), and the recipe weighs it `weight` against a
+real pair's 1. The confidence (`rule`) is the teacher's mean max-probability over what it found,
+the predicted foreground and a one-pixel ring around it (`foreground`; an image where it found
+nothing scores 0), or over every pixel (`mean`, where the background's sure pixels swamp the
+lesion's: docs/generators.md measures both). The teacher is the run's semi-supervised
+objective's: a finished run's segmenter (`ssl=self_training ssl.teacher_run=RUN_DIR`: trained,
+so its pairs join the pre-training too) or an EMA teacher (`ssl=fixmatch`, `ssl=mean_teacher`:
+it learns with the segmenter, so its pairs join only the updates of a generator that trains end
+to end: genseg's GAN step). The images are the split's unlabeled ones (splits.json), never a
+test image.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from __future__ import annotations
 import hashlib
 
 import torch
+import torch.nn.functional as F
 from omegaconf import DictConfig
 from torch import Tensor, nn
 
@@ -25,7 +30,7 @@ from genseg_cli.core.runtime import Runtime
 from genseg_cli.semisup.base import hard_labels, probabilities
 from genseg_cli.semisup.ema import EmaTeacher
 
-__all__ = ["PseudoPairs", "Joined", "build_pseudo_pairs", "confident", "find_teacher"]
+__all__ = ["RULES", "PseudoPairs", "Joined", "build_pseudo_pairs", "confident", "find_teacher"]
 
 Joined = tuple[Tensor, Tensor, Tensor | None, dict[str, float]]  # masks, images, weights, logs
 
@@ -42,11 +47,32 @@ def find_teacher(objective: object) -> tuple[nn.Module, bool] | None:
     return None
 
 
-def confident(probs: Tensor, threshold: float) -> tuple[Tensor, Tensor, Tensor]:
-    """(hard masks, per-image mean max-probability, which images reach `threshold`) of class
+RULES = ("foreground", "mean")  # generator.pseudo_pairs.rule
+
+
+def foreground_ring(masks: Tensor) -> Tensor:
+    """The predicted foreground (any class but background) grown by one pixel (voxel): N x spatial,
+    bool, of hard masks (N, C, *spatial)."""
+    fg = (masks[:, 0] > 0) if masks.shape[1] == 1 else masks[:, 1:].sum(1) > 0
+    pool = F.max_pool3d if fg.dim() == 4 else F.max_pool2d
+    return pool(fg.float().unsqueeze(1), 3, stride=1, padding=1)[:, 0] > 0
+
+
+def confident(
+    probs: Tensor, threshold: float, rule: str = "foreground"
+) -> tuple[Tensor, Tensor, Tensor]:
+    """(hard masks, per-image confidence by `rule`, which images reach `threshold`) of class
     probabilities (N, C, *spatial): one sigmoid channel or a softmax over classes."""
     masks, confidence = hard_labels(probs)
-    score = confidence.flatten(1).mean(1)
+    c = confidence[:, 0]
+    if rule == "mean":
+        score = c.flatten(1).mean(1)
+    elif rule == "foreground":
+        ring = foreground_ring(masks).to(c.dtype)
+        found = ring.flatten(1).sum(1)
+        score = (c * ring).flatten(1).sum(1) / found.clamp(min=1)  # 0 where nothing was found
+    else:
+        raise ValueError(f"unknown pseudo-pair rule {rule!r}; one of {list(RULES)}")
     return masks, score, score >= threshold
 
 
@@ -54,10 +80,16 @@ class PseudoPairs:
     """The teacher's pairs for one batch of pool images, and their weight."""
 
     def __init__(
-        self, teacher: nn.Module, trained: bool, threshold: float, weight: float, runtime: Runtime
+        self,
+        teacher: nn.Module,
+        trained: bool,
+        threshold: float,
+        weight: float,
+        runtime: Runtime,
+        rule: str = "foreground",
     ) -> None:
         self.teacher, self.trained = teacher, trained
-        self.threshold, self.weight = float(threshold), float(weight)
+        self.threshold, self.weight, self.rule = float(threshold), float(weight), rule
         self.runtime = runtime
         self.seen = self.kept = 0  # pool images labelled, and those that joined a pair
         # True while the upper level learns `weight` (genseg sets it before each GAN step): the
@@ -66,13 +98,13 @@ class PseudoPairs:
 
     @torch.no_grad()
     def label(self, images: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """(confident images, their hard masks, every image's mean max-probability)."""
+        """(confident images, their hard masks, every image's confidence)."""
         was_training = self.teacher.training
         self.teacher.eval()  # a teacher's batch-norm statistics stay as they were
         with self.runtime.autocast():
             logits = self.teacher(images)
         self.teacher.train(was_training)
-        masks, score, keep = confident(probabilities(logits.float()), self.threshold)
+        masks, score, keep = confident(probabilities(logits.float()), self.threshold, self.rule)
         self.seen += int(images.shape[0])
         self.kept += int(keep.sum())
         return images[keep], masks[keep].to(images.dtype), score
@@ -121,6 +153,7 @@ class PseudoPairs:
         return {
             "weight": self.weight,
             "threshold": self.threshold,
+            "rule": self.rule,
             "teacher": "trained run" if self.trained else "ema",
             "seen": self.seen,
             "kept": self.kept,
@@ -162,4 +195,5 @@ def build_pseudo_pairs(
             f"{key}: generator={recipe_name} cannot weigh its pairs; set "
             "generator.pseudo_pairs.weight=1 or use generator=searchable"
         )
-    return PseudoPairs(teacher, trained, float(node.get("threshold", 0.9)), weight, runtime)
+    threshold = float(node.get("threshold", 0.9))
+    return PseudoPairs(teacher, trained, threshold, weight, runtime, node.get("rule", "foreground"))
