@@ -23,6 +23,7 @@ from genseg_cli.generators import style_code
 from genseg_cli.generators.base import build_recipe
 from genseg_cli.generators.pix2pix import Pix2PixRecipe
 from genseg_cli.methods.synthetic import cache_settings
+from genseg_cli.mlo.replay import GeneratorPass, replay
 from genseg_cli.nets.style import StyleEncoder
 from tests.engine.test_reliability import GENSEG_FAST
 
@@ -120,6 +121,17 @@ def test_synthesis_draws_a_new_code_per_call_for_the_same_mask():
     assert not torch.allclose(r.synthesise(masks), r.synthesise(masks))
     exact = r.synthesise(masks, exact=True)  # the hypergradient's path: in the graph
     assert exact.requires_grad and exact.dtype == torch.float32
+
+
+def test_genseg_replays_the_codes_of_the_pass_the_segmenter_learned_from():
+    """The upper step makes the synthetic images again from the recorded random state
+    (`genseg_cli.mlo.replay`): the codes come back with it, like dropout's masks."""
+    r = recipe(STYLE)
+    real, new = batch(2)[0], batch(3)[0]
+    recorded = GeneratorPass.record(real, torch.device("cpu"))
+    both = r.synthesise(torch.cat([real, new]))
+    again = replay(r.generator, lambda m: r.synthesise(m, exact=True), new, recorded)
+    assert torch.equal(again, both[2:])
 
 
 def test_previews_use_the_same_codes_and_leave_torchs_stream_alone():
