@@ -16,7 +16,8 @@ from genseg_cli.core.errors import GensegError
 from genseg_cli.core.runtime import resolve_runtime
 from genseg_cli.engine import streams
 from genseg_cli.engine.loop import build_method, run_training
-from genseg_cli.generators.pseudo_pairs import PseudoPairs, confident
+from genseg_cli.engine.method_settings import PSEUDO_RULES
+from genseg_cli.generators.pseudo_pairs import RULES, PseudoPairs, confident
 from genseg_cli.methods.synthetic import cache_settings
 from tests.stages.test_cli import genseg
 
@@ -81,6 +82,7 @@ def test_the_foreground_rule_judges_what_the_teacher_found_not_the_background():
     assert score[0] == pytest.approx((8 * 0.7 + (4 * 4 * 4 - 8) * 0.99) / 64)
     with pytest.raises(ValueError, match="foreground"):
         confident(probs, 0.9, "median")
+    assert PSEUDO_RULES == RULES  # what pre-flight accepts
     pairs = PseudoPairs(Constant([0.99, 0.02]), True, 0.9, 1.0, CPU)  # the default rule
     kept, _, _ = pairs.label(torch.zeros(2, 1, 8, 8))
     assert kept.shape[0] == 1 and pairs.describe()["rule"] == "foreground"

@@ -243,7 +243,10 @@ def test_a_variant_of_the_reference_method_is_paired_with_its_default_run(tmp_pa
         fake_run(tmp_path / f"b{seed}", method="baseline", seed=seed, dice=0.80)
         fake_run(tmp_path / f"g{seed}", method="genseg", seed=seed, dice=0.70 + seed / 100)
         fake_run(
-            tmp_path / f"l{seed}", method="genseg", seed=seed, dice=0.75 + seed / 100,
+            tmp_path / f"l{seed}",
+            method="genseg",
+            seed=seed,
+            dice=0.75 + seed / 100,
             overrides=[lever],
         )
     diffs = paired_differences(collect(tmp_path)[0], "genseg").set_index("method")

@@ -127,6 +127,7 @@ BAD = {
     "generator.pseudo_pairs.weight": "-1",
     "generator.pseudo_pairs.threshold": "1.5",
     "generator.pseudo_pairs.learn_weight": "maybe",
+    "generator.pseudo_pairs.rule": "median",
     "generator.grid_score": "sometimes",
     "generator.width": "0",
     "generator.depth": "0",

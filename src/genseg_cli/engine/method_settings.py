@@ -36,6 +36,7 @@ from genseg_cli.engine.rules import (
 UNIT = {"closed": True}  # [0, 1]
 GAN_LOSSES = ("lsgan", "vanilla")
 NORMS = ("batch", "instance")
+PSEUDO_RULES = ("foreground", "mean")  # genseg_cli.generators.pseudo_pairs.RULES, without torch
 log = logging.getLogger(__name__)
 
 
@@ -168,6 +169,9 @@ GENERATOR: dict[str, Rule] = {
         number(0.0, 1.0, closed=True), "generator.pseudo_pairs.threshold=0.9"
     ),
     "generator.pseudo_pairs.learn_weight": Rule(flag(), "generator.pseudo_pairs.learn_weight=true"),
+    "generator.pseudo_pairs.rule": Rule(
+        one_of(*PSEUDO_RULES), "generator.pseudo_pairs.rule=foreground"
+    ),
     "generator.grid_score": Rule(flag(), "generator.grid_score=true"),
     "generator.discriminator.base_width": Rule(whole(1), "generator.discriminator.base_width=64"),
     "generator.discriminator.n_layers": Rule(whole(1), "generator.discriminator.n_layers=3"),
@@ -198,6 +202,7 @@ ABSENT_MEANS: dict[str, object] = {
     "generator.pseudo_pairs.weight": 0.0,
     "generator.pseudo_pairs.threshold": 0.9,
     "generator.pseudo_pairs.learn_weight": False,
+    "generator.pseudo_pairs.rule": "mean",
     "mlo.pseudo_weight_lr": 5.0e-2,
     "mlo.pseudo_weight_max": 2.0,
     "generator.grid_score": False,

@@ -196,4 +196,5 @@ def build_pseudo_pairs(
             "generator.pseudo_pairs.weight=1 or use generator=searchable"
         )
     threshold = float(node.get("threshold", 0.9))
-    return PseudoPairs(teacher, trained, threshold, weight, runtime, node.get("rule", "foreground"))
+    rule = node.get("rule", "mean")  # a config saved before the key trained with `mean`
+    return PseudoPairs(teacher, trained, threshold, weight, runtime, rule)
