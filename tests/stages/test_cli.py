@@ -26,6 +26,15 @@ def genseg(
     )
 
 
+def test_a_mistake_on_the_command_line_is_one_line_and_nothing_else():
+    # the real process, with its imports: a library's warning would come before the line
+    out = genseg("train", "dataset=jsrt", "n_labeled=9", "trainer.steps=-3")
+    assert out.returncode == 2
+    assert out.stderr.strip().splitlines() == [
+        "error: trainer.steps=-3 must be at least 1; e.g. trainer.steps=1500"
+    ], out.stderr
+
+
 def test_help_lists_every_stage():
     out = genseg("--help")
     assert out.returncode == 0
