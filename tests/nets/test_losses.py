@@ -66,6 +66,13 @@ def test_loss_is_float32_scalar_with_gradient_for_half_predictions():
     assert pred.grad is not None and pred.grad.abs().sum() > 0
 
 
+def test_double_predictions_keep_double_precision():
+    # numerical derivative checks run in fp64: a cast to fp32 here would cap their accuracy
+    pred = torch.randn(2, 1, 3, 3, dtype=torch.float64)
+    for mode in ("lsgan", "vanilla"):
+        assert GANLoss(mode)(pred, target_is_real=True).dtype == torch.float64
+
+
 def test_unknown_mode_raises_listing_both():
     with pytest.raises(ValueError, match="vanilla.*lsgan"):
         GANLoss("wgan")
