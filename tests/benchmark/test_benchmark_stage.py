@@ -91,6 +91,20 @@ def test_committed_tables_stand_for_run_folders_that_are_elsewhere(
     assert "Blocks complete and valid: 4 of 4." in (copy / "tables" / "benchmark.md").read_text()
 
 
+def test_a_run_limited_to_some_seeds_or_datasets_keeps_the_rest_of_the_tables(
+    finished: Path, tmp_path: Path
+) -> None:
+    copy = tmp_path / "bench"
+    shutil.copytree(finished, copy)
+    shutil.rmtree(copy / "jsrt-n9-s1")  # finished elsewhere: in the tables only
+    result = genseg("benchmark", "suite=smoke", f"out={copy}", "seeds=[0]", "datasets=[ph2]")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "Blocks complete and valid: 4 of 4." in (copy / "tables" / "benchmark.md").read_text()
+    assert len(pd.read_csv(copy / "tables" / "runs.csv")) == 8
+    plan = genseg("benchmark", "suite=smoke", f"out={copy}", "datasets=[ph2]", "--plan")
+    assert "ph2-n40-s1" in plan.stdout and "jsrt-n9" not in plan.stdout
+
+
 def test_plan_lists_blocks_left_with_a_time_per_block(tmp_path: Path) -> None:
     result = genseg("benchmark", "suite=cpu", f"out={tmp_path}", "--plan")
     assert result.returncode == 0, result.stderr
@@ -104,6 +118,7 @@ def test_plan_lists_blocks_left_with_a_time_per_block(tmp_path: Path) -> None:
         (["suite=smok"], "did you mean smoke"),
         (["suite=smoke", "jobs=0"], "jobs=0"),
         (["suite=smoke", "seeds=[7]"], "seed 7 is not in suite smoke"),
+        (["suite=smoke", "datasets=[busi]"], "dataset busi is not in suite smoke"),
         (["suite=smoke", "launcher=pbs"], "launcher=pbs"),
     ],
 )

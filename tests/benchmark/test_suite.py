@@ -20,7 +20,7 @@ def test_every_shipped_suite_loads_and_names_its_reference(name: str) -> None:
     assert len(suite.blocks()) == len(suite.seeds) * len(suite.datasets)
 
 
-def test_the_cpu_suite_is_the_issue_s_grid() -> None:
+def test_the_cpu_suite_holds_five_datasets_six_methods_and_five_seeds() -> None:
     suite = load_suite("cpu")
     assert [d.name for d in suite.datasets] == ["jsrt", "ph2", "busi", "kvasir", "fuseg"]
     assert {"baseline", "baseline_noaug", "separate", "genseg"} <= set(suite.methods)

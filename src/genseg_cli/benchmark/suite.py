@@ -70,11 +70,15 @@ class Suite:
     methods: dict[str, tuple[str, ...]]
     minutes: dict[str, float]
 
-    def blocks(self, seeds: tuple[int, ...] | None = None) -> list[Block]:
+    def blocks(
+        self, seeds: tuple[int, ...] | None = None, datasets: tuple[str, ...] | None = None
+    ) -> list[Block]:
         """Seed by seed, then dataset by dataset: the order in which blocks are run, so that
-        every dataset gains its next seed before any dataset gains two."""
+        every dataset gains its next seed before any dataset gains two; `seeds` and `datasets`
+        keep only those of the suite's."""
         chosen = self.seeds if seeds is None else seeds
-        return [Block(d.name, d.budget, s) for s in chosen for d in self.datasets]
+        entries = [d for d in self.datasets if datasets is None or d.name in datasets]
+        return [Block(d.name, d.budget, s) for s in chosen for d in entries]
 
     def dataset(self, name: str) -> DatasetEntry:
         return next(d for d in self.datasets if d.name == name)

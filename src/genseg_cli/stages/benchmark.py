@@ -52,6 +52,7 @@ SPEC = {
     "tables": Arg(None, str, help="where the tables go (default: OUT/tables)"),
     "jobs": Arg(None, int, minimum=1, help="runs at once on this machine (default: the suite's)"),
     "seeds": Arg(None, list, help="only these seeds of the suite, e.g. [0,1]"),
+    "datasets": Arg(None, list, help="only these datasets of the suite, e.g. [jsrt,ph2]"),
     "blocks": Arg(None, int, minimum=1, help="stop after starting this many unfinished blocks"),
     "launcher": Arg(
         "local", str, ("local", "slurm"), help="local processes | a Slurm job per block"
@@ -70,10 +71,11 @@ def data_dir() -> Path:
     return Path(os.environ.get("GENSEG_DATA_DIR", "data"))
 
 
-def check_data(suite: Suite) -> None:
-    """Every dataset and out-of-domain set of the suite is present, before any run starts (an
-    absent out-of-domain set would silently drop a column from some blocks only)."""
-    for entry in suite.datasets:
+def check_data(suite: Suite, blocks: list[Block]) -> None:
+    """Every dataset and out-of-domain set of the blocks to run is present, before any run
+    starts (an absent out-of-domain set would silently drop a column from some blocks only)."""
+    names = {b.dataset for b in blocks}
+    for entry in [d for d in suite.datasets if d.name in names]:
         for name in (entry.name, *entry.ood):
             spec = dataset_spec(name)
             require_present(spec, dataset_root(spec, data_dir()))
@@ -95,6 +97,19 @@ def chosen_seeds(suite: Suite, seeds: list[str] | None) -> tuple[int, ...]:
             f"{list(suite.seeds)}; add it to {suite.path}"
         )
     return chosen
+
+
+def chosen_datasets(suite: Suite, datasets: list[str] | None) -> tuple[str, ...] | None:
+    if datasets is None:
+        return None
+    known = [d.name for d in suite.datasets]
+    unknown = [str(d) for d in datasets if str(d) not in known]
+    if unknown:
+        raise GensegError(
+            f"genseg benchmark: dataset {unknown[0]} is not in suite {suite.name}'s datasets "
+            f"{known}; add it to {suite.path}"
+        )
+    return tuple(str(d) for d in datasets)
 
 
 def plan_table(suite: Suite, out: Path, states: list[BlockState], jobs: int) -> Table:
@@ -137,7 +152,7 @@ def main(args: list[str]) -> int:
     out = Path(cfg.out) if cfg.out else output_root() / "benchmark" / suite.name
     tables = Path(cfg.tables) if cfg.tables else out / "tables"
     jobs = int(cfg.jobs or suite.jobs)
-    blocks = suite.blocks(chosen_seeds(suite, cfg.seeds))
+    blocks = suite.blocks(chosen_seeds(suite, cfg.seeds), chosen_datasets(suite, cfg.datasets))
     if cfg.readme:
         readme_markers(Path(cfg.readme), suite.name)  # before hours of training, not after
     console = Console()
@@ -151,7 +166,7 @@ def main(args: list[str]) -> int:
         console.print(plan_table(suite, out, states, jobs))
         return 0
     if "--report" not in flags:
-        check_data(suite)
+        check_data(suite, [s.block for s in to_run(states, bool(cfg.restart_foreign), None)])
         if cfg.restart_foreign:
             set_aside_foreign(out, states)
         todo = to_run(states, bool(cfg.restart_foreign), cfg.blocks)
@@ -168,14 +183,15 @@ def main(args: list[str]) -> int:
             return 0
 
         def on_block_done(block: Block) -> None:
-            write_report(suite, out, tables, blocks)
+            write_report(suite, out, tables, suite.blocks())
             console.print(f"block {block.name} finished; tables in {tables}")
 
         outcome = run_local(suite, out, todo, jobs, on_block_done)
         skipped = [s for s in states if s.status == "foreign" and not cfg.restart_foreign]
         for state in skipped:
             console.print(f"[yellow]skipped[/yellow] {state.block.name}: {state.why}")
-    text = write_report(suite, out, tables, blocks)
+    # the tables cover the whole suite: a run limited to some seeds or datasets keeps the rest
+    text = write_report(suite, out, tables, suite.blocks())
     print(text)  # markdown as written to benchmark.md, unwrapped
     if cfg.readme:
         paste_into_readme(Path(cfg.readme), suite.name, text, tables)
