@@ -314,3 +314,8 @@ def test_a_saved_run_without_the_generators_newer_keys_resumes_at_their_off_valu
     assert config_differences(saved, current) == []
     current.generator.pseudo_pairs.weight = 1.0
     assert config_differences(saved, current) == ["generator.pseudo_pairs.weight"]
+    # a saved run with pseudo pairs on and no rule chose its images by the rule `mean`
+    saved.generator.pseudo_pairs.weight = 1.0
+    assert config_differences(saved, current) == ["generator.pseudo_pairs.rule"]
+    current.generator.pseudo_pairs.rule = "mean"
+    assert config_differences(saved, current) == []

@@ -209,6 +209,11 @@ ABSENT_MEANS: dict[str, object] = {
     "generator.model.style_dim": 0,
     "generator.lambda_kl": 0.01,  # no effect without the code
 }
+# keys a saved run's config may lack at any value, where the saved run had the option they tune
+# switched off (key -> (its switch, the switch's off value))
+ABSENT_WHILE_OFF: dict[str, tuple[str, object]] = {
+    "generator.pseudo_pairs.rule": ("generator.pseudo_pairs.weight", 0.0),
+}
 
 OTHER: dict[str, Rule] = {
     "dataset.channels": Rule(one_of(1, 3), "dataset.channels=1 (grey) or 3 (colour)"),

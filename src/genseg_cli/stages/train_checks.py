@@ -21,7 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 from genseg_cli.core.config import compose, conf_dir
 from genseg_cli.core.errors import GensegError
 from genseg_cli.core.suggest import did_you_mean
-from genseg_cli.engine.method_settings import ABSENT_MEANS
+from genseg_cli.engine.method_settings import ABSENT_MEANS, ABSENT_WHILE_OFF
 from genseg_cli.engine.settings import check_settings, check_value
 
 MULTIRUN_FLAGS = ("-m", "--multirun")
@@ -200,11 +200,18 @@ def config_differences(saved: DictConfig, current: DictConfig) -> list[str]:
     """Dotted keys whose values differ between two resolved configs (resume-free keys aside)."""
     a = flat(OmegaConf.to_container(saved, resolve=True))
     b = flat(OmegaConf.to_container(current, resolve=True))
+
+    def absent_and_unchanged(key: str) -> bool:
+        if key in ABSENT_MEANS and b.get(key) == ABSENT_MEANS[key]:
+            return True
+        switch, off = ABSENT_WHILE_OFF.get(key, (None, None))
+        return switch is not None and a.get(switch, ABSENT_MEANS.get(switch)) == off
+
     return sorted(
         k
         for k in a.keys() | b.keys()
         if a.get(k) != b.get(k)
-        and not (k not in a and k in ABSENT_MEANS and b.get(k) == ABSENT_MEANS[k])
+        and not (k not in a and absent_and_unchanged(k))
         and k not in RESUME_FREE
         and not k.startswith(RESUME_FREE_PREFIXES)
         and not k.endswith(RESUME_FREE_SUFFIXES)
