@@ -23,20 +23,7 @@ from genseg_cli.data.spec import DataSpec
 from genseg_cli.generators.base import GeneratorRecipe
 from genseg_cli.generators.style_code import Reconstruction, build_style_code
 from genseg_cli.mlo.pseudo_trust import mixed_derivative, step_tangent
-from genseg_cli.nets.losses import GANLoss
-
-
-def weighted_mean(per_sample: Tensor, weights: Tensor | None) -> Tensor:
-    """sum(w_i * l_i) / sum(w_i) of per-pair losses (n,); the plain mean when `weights` is None."""
-    if weights is None:
-        return per_sample.mean()
-    return (weights * per_sample).sum() / weights.sum()
-
-
-def wide(x: Tensor) -> Tensor:
-    """fp32 for an autocast pass's half-precision output; fp32 and fp64 as they are (the
-    pseudo weight's tangent is checked in fp64)."""
-    return x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
+from genseg_cli.nets.losses import GANLoss, weighted_mean, wide
 
 
 def pix2pix_adam(params, lr: float) -> torch.optim.Adam:

@@ -30,6 +30,7 @@ from torch import Tensor, nn
 
 from genseg_cli.core.runtime import Runtime
 from genseg_cli.data.spec import DataSpec
+from genseg_cli.nets.losses import weighted_mean, wide
 from genseg_cli.nets.style import StyleEncoder, encoder_layers
 
 # the optimiser for E's parameters (the recipe's own kind, at its learning rate)
@@ -50,11 +51,6 @@ class Reconstruction:
     images: Tensor
     mu: Tensor
     logvar: Tensor
-
-
-def _wide(x: Tensor) -> Tensor:
-    """fp32 for an autocast pass's half-precision output; fp32 and fp64 as they are."""
-    return x.to(torch.promote_types(x.dtype, torch.float32))
 
 
 def kl_per_pair(mu: Tensor, logvar: Tensor) -> Tensor:
@@ -89,17 +85,14 @@ class StyleCode:
         networks (eps from torch's global generator, like G's dropout)."""
         with self.runtime.autocast():
             mu, logvar = self.encoder(images)
-            mu, logvar = _wide(mu), _wide(logvar)
+            mu, logvar = wide(mu), wide(logvar)
             code = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
             rec = generator(masks, code)
-        return Reconstruction(_wide(rec), mu, logvar)
+        return Reconstruction(wide(rec), mu, logvar)
 
     def kl(self, rec: Reconstruction, weights: Tensor | None) -> Tensor:
         """The KL term: per pair, then the (weighted) mean over the pairs."""
-        per_pair = kl_per_pair(rec.mu, rec.logvar)
-        if weights is None:
-            return per_pair.mean()
-        return (weights * per_pair).sum() / weights.sum()
+        return weighted_mean(kl_per_pair(rec.mu, rec.logvar), weights)
 
     @contextlib.contextmanager
     def fixed_codes(self) -> Iterator[None]:

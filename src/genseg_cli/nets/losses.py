@@ -108,3 +108,16 @@ def real_plus_synthetic_loss(
         per_sample = per_sample_losses(loss, logits[n_real:], masks[n_real:])
         return real + (synthetic_weight * per_sample).mean()
     return real + synthetic_weight * loss(logits[n_real:], masks[n_real:])
+
+
+def weighted_mean(per_sample: Tensor, weights: Tensor | None) -> Tensor:
+    """sum(w_i * l_i) / sum(w_i) of per-pair losses (n,); the plain mean when `weights` is None."""
+    if weights is None:
+        return per_sample.mean()
+    return (weights * per_sample).sum() / weights.sum()
+
+
+def wide(x: Tensor) -> Tensor:
+    """fp32 for an autocast pass's half-precision output; fp32 and fp64 as they are (the
+    pseudo weight's tangent is checked in fp64)."""
+    return x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
