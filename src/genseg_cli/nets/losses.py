@@ -75,8 +75,7 @@ class GANLoss(nn.Module):
 
     def forward(self, prediction: Tensor, target_is_real: bool) -> Tensor:
         """``gan_loss(disc(mask, fake), target_is_real=False)`` -> scalar loss."""
-        if prediction.dtype in (torch.float16, torch.bfloat16):
-            prediction = prediction.float()  # losses in fp32 under autocast; fp64 stays fp64
+        prediction = wide(prediction)  # losses in fp32 under autocast; fp64 stays fp64
         target = torch.full_like(prediction, 1.0 if target_is_real else 0.0)
         if self.mode == "vanilla":
             return F.binary_cross_entropy_with_logits(prediction, target)
