@@ -162,6 +162,7 @@ GENERATOR: dict[str, Rule] = {
         _upsample_ops, "generator.model.upsample_ops=[transposed,nearest]"
     ),
     "generator.model.style_dim": Rule(whole(0), "generator.model.style_dim=8 (0: off)"),
+    "generator.model.balanced_phases": Rule(flag(), "generator.model.balanced_phases=true"),
     "generator.pseudo_pairs.weight": Rule(
         at_least(0.0), "generator.pseudo_pairs.weight=1 (0: off)"
     ),
@@ -207,6 +208,7 @@ ABSENT_MEANS: dict[str, object] = {
     "mlo.pseudo_weight_max": 2.0,
     "generator.grid_score": False,
     "generator.model.style_dim": 0,
+    "generator.model.balanced_phases": False,
     "generator.lambda_kl": 0.01,  # no effect without the code
 }
 # keys a saved run's config may lack at any value, where the saved run had the option they tune

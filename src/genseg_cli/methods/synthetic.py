@@ -265,6 +265,8 @@ def cache_settings(generator: DictConfig) -> dict:
     model = settings.get("model")
     if isinstance(model, dict) and list(model.get("upsample_ops") or []) == ["transposed"]:
         model.pop("upsample_ops")
+    if isinstance(model, dict) and not model.get("balanced_phases", True):
+        model.pop("balanced_phases")
     if isinstance(model, dict) and not model.get("style_dim"):  # no appearance code
         model.pop("style_dim", None)
         settings.pop("lambda_kl", None)

@@ -123,7 +123,9 @@ class MaskToImageGenerator(nn.Module):
     convs when ``search_down`` (else they use the first of them). A layer with a single
     candidate is a plain convolution and owns no alpha. ``upsample_ops`` beyond
     ``"transposed"`` (``"nearest"``, ``"bilinear"``) add resize-then-convolve candidates to every
-    decoder layer's mixture, which then always owns an alpha.
+    decoder layer's mixture, which then always owns an alpha. ``balanced_phases``: every decoder
+    layer uses its transposed kernel with balanced phases, so flat regions come out flat, without
+    the checkerboard grid (``genseg_cli.nets.strided_conv.balance_phases``).
 
     >>> gen = MaskToImageGenerator(image_size=32, base_width=8, up_kernels=(4, 6, 8))
     >>> gen.searchable, len(gen.arch_parameters())
@@ -152,6 +154,7 @@ class MaskToImageGenerator(nn.Module):
         arch_temperature: float = 1.0,
         upsample_ops: Sequence[str] = ("transposed",),
         style_dim: int = 0,
+        balanced_phases: bool = False,
     ) -> None:
         super().__init__()
         if norm not in NORMS:
@@ -204,8 +207,9 @@ class MaskToImageGenerator(nn.Module):
             c_in = widths[i] if inner else 2 * widths[i]
             c_out = out_channels if last else widths[i - 1]
             op = strided_op(
-                c_in, c_out, up, transposed=True, bias=last or biased, dims=dims, resize=resize
-            )
+                c_in, c_out, up, transposed=True, bias=last or biased, dims=dims, resize=resize,
+                balanced=balanced_phases,
+            )  # fmt: skip
             if last:
                 post: list[nn.Module] = [nn.Tanh()]
             else:

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from genseg_cli.nets.layers import check_dims
-from genseg_cli.nets.strided_conv import plain_strided_conv, strided_conv
+from genseg_cli.nets.strided_conv import balance_phases, plain_strided_conv, strided_conv
 
 __all__ = [
     "UPSAMPLE_OPS",
@@ -92,10 +92,13 @@ class MixedConv(nn.Module):
         transposed: bool,
         bias: bool,
         dims: int = 2,
+        balanced: bool = False,
     ) -> None:
         super().__init__()
         self.kernels = check_kernels(kernels, "kernels")
         self.transposed = transposed
+        # transposed: the folded kernel's phases balanced (strided_conv.balance_phases)
+        self.balanced = bool(balanced) and transposed
         self.dims = check_dims(dims)
         self.k_max = max(self.kernels)
         for k in self.kernels:
@@ -138,6 +141,8 @@ class MixedConv(nn.Module):
             if b is not None:
                 bias = mix[i] * b if bias is None else bias + mix[i] * b
         pad = (self.k_max - 2) // 2
+        if self.balanced:  # the mixture's phases, not each candidate's: one projection
+            kernel = balance_phases(kernel, self.dims)
         return strided_conv(
             x, kernel, bias, transposed=self.transposed, padding=pad, dims=self.dims
         )
@@ -172,8 +177,12 @@ class MixedUpsample(MixedConv):
         *,
         bias: bool,
         dims: int = 2,
+        balanced: bool = False,
     ) -> None:
-        super().__init__(in_channels, out_channels, kernels, transposed=True, bias=bias, dims=dims)
+        super().__init__(
+            in_channels, out_channels, kernels, transposed=True, bias=bias, dims=dims,
+            balanced=balanced,
+        )  # fmt: skip
         self.resize = tuple(resize)
         conv = nn.Conv2d if self.dims == 2 else nn.Conv3d
         self.resize_convs = nn.ModuleDict(
@@ -207,13 +216,20 @@ def strided_op(
     bias: bool,
     dims: int = 2,
     resize: tuple[str, ...] = (),
+    balanced: bool = False,
 ) -> nn.Module:
     """A ``MixedConv`` over ``kernels``, or a plain stride-2 conv when there is one kernel; with
-    ``resize`` modes (up-sampling only), a ``MixedUpsample`` over both kinds."""
+    ``resize`` modes (up-sampling only), a ``MixedUpsample`` over both kinds. ``balanced``:
+    transposed kernels are used with balanced phases (no checkerboard grid on flat input)."""
     if resize and transposed:
-        return MixedUpsample(in_ch, out_ch, kernels, resize, bias=bias, dims=dims)
+        return MixedUpsample(
+            in_ch, out_ch, kernels, resize, bias=bias, dims=dims, balanced=balanced
+        )
     if len(kernels) == 1:  # nothing to search: a plain layer, no alpha
         return plain_strided_conv(
-            in_ch, out_ch, kernels[0], transposed=transposed, bias=bias, dims=dims
-        )
-    return MixedConv(in_ch, out_ch, kernels, transposed=transposed, bias=bias, dims=dims)
+            in_ch, out_ch, kernels[0], transposed=transposed, bias=bias, dims=dims,
+            balanced=balanced,
+        )  # fmt: skip
+    return MixedConv(
+        in_ch, out_ch, kernels, transposed=transposed, bias=bias, dims=dims, balanced=balanced
+    )

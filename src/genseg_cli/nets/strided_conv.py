@@ -15,14 +15,18 @@ ConvTranspose2d(4, 2, kernel_size=(6, 6), stride=(2, 2), padding=(2, 2), bias=Fa
 
 from __future__ import annotations
 
+import math
+
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 __all__ = [
+    "BALANCED_CONV_T",
     "STRIDED_CONV",
     "STRIDED_CONV_T",
     "StridedConv3d",
     "StridedConvTranspose3d",
+    "balance_phases",
     "plain_strided_conv",
     "strided_conv",
 ]
@@ -71,14 +75,65 @@ class StridedConvTranspose3d(nn.ConvTranspose3d):
         )
 
 
+def balance_phases(kernel: Tensor, dims: int) -> Tensor:
+    """A stride-2 transposed kernel (in, out, *k, k even) whose 2**dims phases sum alike.
+
+    Each output pixel of a stride-2 transposed convolution takes the taps of one phase (tap
+    index mod 2 along each dim); where the phases of a kernel sum differently, a flat input comes
+    out as a period-2 pattern, the checkerboard grid (Odena et al., 2016). Subtracting from each
+    tap its phase's excess over the mean phase sum, shared evenly by the phase's taps, is the
+    orthogonal projection onto kernels that map a flat input to a flat output; it is linear, so
+    gradients pass through it.
+    """
+    half = [s // 2 for s in kernel.shape[2:]]
+    split = kernel.reshape(*kernel.shape[:2], *(n for h in half for n in (h, 2)))
+    taps = tuple(2 + 2 * i for i in range(dims))  # the within-phase tap axes
+    sums = split.sum(dim=taps, keepdim=True)
+    excess = sums - sums.mean(dim=tuple(t + 1 for t in taps), keepdim=True)
+    return (split - excess / math.prod(half)).reshape(kernel.shape)
+
+
+class BalancedConvTranspose2d(nn.ConvTranspose2d):
+    """Stride-2 ``nn.ConvTranspose2d`` (same parameters and keys) whose kernel is used with its
+    phases balanced (``balance_phases``): a flat input gives a flat output, no grid."""
+
+    def forward(self, x: Tensor, output_size: list[int] | None = None) -> Tensor:
+        if output_size is not None:
+            raise ValueError("a balanced transposed convolution takes no output_size")
+        weight = balance_phases(self.weight, 2)
+        return strided_conv(x, weight, self.bias, transposed=True, padding=self.padding[0], dims=2)
+
+
+class BalancedConvTranspose3d(StridedConvTranspose3d):
+    """``StridedConvTranspose3d`` whose kernel is used with its phases balanced."""
+
+    def forward(self, x: Tensor, output_size: list[int] | None = None) -> Tensor:
+        if output_size is not None:
+            raise ValueError("a balanced transposed convolution takes no output_size")
+        weight = balance_phases(self.weight, 3)
+        return strided_conv(x, weight, self.bias, transposed=True, padding=self.padding[0], dims=3)
+
+
 # Stride-2 layer classes per number of spatial dimensions (2D needs no workaround).
 STRIDED_CONV: dict[int, type[nn.Module]] = {2: nn.Conv2d, 3: StridedConv3d}
 STRIDED_CONV_T: dict[int, type[nn.Module]] = {2: nn.ConvTranspose2d, 3: StridedConvTranspose3d}
+BALANCED_CONV_T: dict[int, type[nn.Module]] = {2: BalancedConvTranspose2d, 3: BalancedConvTranspose3d}
 
 
 def plain_strided_conv(
-    in_ch: int, out_ch: int, k: int, *, transposed: bool, bias: bool, dims: int = 2
+    in_ch: int,
+    out_ch: int,
+    k: int,
+    *,
+    transposed: bool,
+    bias: bool,
+    dims: int = 2,
+    balanced: bool = False,
 ) -> nn.Module:
-    """A stride-2 (transposed) ``k``-kernel conv; padding (k-2)//2 halves (doubles) sizes."""
-    cls = (STRIDED_CONV_T if transposed else STRIDED_CONV)[dims]
+    """A stride-2 (transposed) ``k``-kernel conv; padding (k-2)//2 halves (doubles) sizes.
+    ``balanced``: a transposed one uses its kernel with balanced phases (no grid)."""
+    if transposed:
+        cls = (BALANCED_CONV_T if balanced else STRIDED_CONV_T)[dims]
+    else:
+        cls = STRIDED_CONV[dims]
     return cls(in_ch, out_ch, kernel_size=k, stride=2, padding=(k - 2) // 2, bias=bias)
