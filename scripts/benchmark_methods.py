@@ -54,7 +54,7 @@ from genseg_cli.core.runtime import seed_everything
 from genseg_cli.data.registry import dataset_root
 from genseg_cli.data.streams import UNLABELED
 from genseg_cli.engine.loop import build_method
-from genseg_cli.engine.streams import step_batches
+from genseg_cli.engine.step_batches import step_batches
 
 METHODS = [
     "baseline",

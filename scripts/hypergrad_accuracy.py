@@ -37,7 +37,7 @@ from tests.mlo.test_real_wiring import TestRealWiring  # noqa: E402
 
 from genseg_cli.core.config import compose  # noqa: E402
 from genseg_cli.core.runtime import Runtime, resolve_runtime, seed_everything  # noqa: E402
-from genseg_cli.engine.streams import step_batches  # noqa: E402
+from genseg_cli.engine.step_batches import step_batches  # noqa: E402
 
 RADII = (1e-2, 1e-3, 1e-4, 1e-5)
 

@@ -28,7 +28,7 @@ from torch.profiler import ProfilerActivity, profile, record_function
 from genseg_cli.core.config import compose
 from genseg_cli.core.runtime import resolve_runtime, seed_everything
 from genseg_cli.engine.loop import validate
-from genseg_cli.engine.streams import step_batches
+from genseg_cli.engine.step_batches import step_batches
 from genseg_cli.evaluation.evaluate import evaluate_model
 from genseg_cli.methods.base import (
     GAN_STEP,

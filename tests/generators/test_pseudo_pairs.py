@@ -14,7 +14,7 @@ from torch import nn
 from genseg_cli.core.config import compose
 from genseg_cli.core.errors import GensegError
 from genseg_cli.core.runtime import resolve_runtime
-from genseg_cli.engine import streams
+from genseg_cli.engine import step_batches
 from genseg_cli.engine.loop import build_method, run_training
 from genseg_cli.engine.method_settings import PSEUDO_RULES
 from genseg_cli.generators.pseudo_pairs import RULES, PseudoPairs, confident
@@ -169,13 +169,13 @@ def test_a_trained_teachers_pairs_join_pre_training_from_unlabeled_ids_only(
     teacher_run, data_dir, tmp_path, monkeypatch
 ):
     loaded: list[list[str]] = []
-    load = streams.load_unlabeled
+    load = step_batches.load_unlabeled
 
     def spy(entry, folder, ids, spec):
         loaded.append(list(ids))
         return load(entry, folder, ids, spec)
 
-    monkeypatch.setattr(streams, "load_unlabeled", spy)
+    monkeypatch.setattr(step_batches, "load_unlabeled", spy)
     labelled: list[int] = []
     label = PseudoPairs.label
 

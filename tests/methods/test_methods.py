@@ -10,7 +10,7 @@ import torch
 from genseg_cli.data.batches import whole_set
 from genseg_cli.data.streams import GENERATOR_PAIRS
 from genseg_cli.engine.loop import build_method, run_training, training_context
-from genseg_cli.engine.streams import step_batches
+from genseg_cli.engine.step_batches import step_batches
 from tests.methods.tester import CPU, MethodTester
 
 FAST = [

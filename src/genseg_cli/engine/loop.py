@@ -34,7 +34,7 @@ from genseg_cli.engine.checkpoint import (
 )
 from genseg_cli.engine.restore import load_run
 from genseg_cli.engine.settings import check_settings
-from genseg_cli.engine.streams import (
+from genseg_cli.engine.step_batches import (
     check_teacher_run,
     check_unlabeled,
     generator_augment,

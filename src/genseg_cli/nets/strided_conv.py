@@ -117,7 +117,10 @@ class BalancedConvTranspose3d(StridedConvTranspose3d):
 # Stride-2 layer classes per number of spatial dimensions (2D needs no workaround).
 STRIDED_CONV: dict[int, type[nn.Module]] = {2: nn.Conv2d, 3: StridedConv3d}
 STRIDED_CONV_T: dict[int, type[nn.Module]] = {2: nn.ConvTranspose2d, 3: StridedConvTranspose3d}
-BALANCED_CONV_T: dict[int, type[nn.Module]] = {2: BalancedConvTranspose2d, 3: BalancedConvTranspose3d}
+BALANCED_CONV_T: dict[int, type[nn.Module]] = {
+    2: BalancedConvTranspose2d,
+    3: BalancedConvTranspose3d,
+}
 
 
 def plain_strided_conv(
