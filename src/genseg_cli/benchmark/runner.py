@@ -124,7 +124,7 @@ def run_block_serially(suite: Suite, out: Path, block: Block) -> list[str]:
     """A Slurm job's body: the block's missing runs one after the other; the failed ones."""
     failed = []
     for method in suite.methods:
-        run = read_run_state(out, block, method)
+        run = read_run_state(out, block, method, suite.run_overrides(block, method))
         if run.status != "done" and not execute(suite, out, run):
             failed.append(f"{block.name}/{method}")
     return failed

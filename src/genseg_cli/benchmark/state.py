@@ -5,6 +5,11 @@ A block is `done` when every method's run is done, `left` when none has started,
 otherwise. A block whose finished runs were computed on another machine (CPU model or flags,
 GPU, torch, CUDA or code commit differ from this one) is `foreign`: finishing it here would
 pair runs of two machines, so it is left for that machine unless the user restarts it.
+
+Suites may share one `out` folder: a run is the folder `<out>/<block>/<method>`, and a run that
+another suite already made with the same overrides counts as this suite's run too (the baseline
+of a block is trained once for every suite that has it). A folder made with other overrides is
+refused, never taken for this suite's run.
 """
 
 from __future__ import annotations
@@ -18,12 +23,16 @@ from pathlib import Path
 import torch
 
 from genseg_cli.benchmark.suite import Block, Suite
+from genseg_cli.core.errors import GensegError
 from genseg_cli.core.fingerprint import machine_fingerprint
+from genseg_cli.report.grouping import BadRunFile, read_overrides
 
 TIMINGS = "timings.csv"  # one row per run the benchmark launched: its wall time and machine
 # the fields a run's machine must share with this one for a block to continue here (threads
 # and precision follow from the suite's overrides on the same machine)
 MACHINE_KEYS = ("cpu_model", "cpu_flags", "gpu", "torch", "cuda", "commit")
+# overrides that change how a run is shown, not what it computes
+DISPLAY_ONLY = ("trainer.progress=",)
 
 
 def this_machine() -> dict[str, str]:
@@ -68,11 +77,47 @@ def run_dir(out: Path, block: Block, method: str) -> Path:
     return out / block.name / method
 
 
-def read_run_state(out: Path, block: Block, method: str) -> RunState:
+def same_run(made_with: list[str], expected: list[str]) -> bool:
+    """Whether a folder's overrides make the run `expected` describes (order and display-only
+    overrides aside)."""
+
+    def key(overrides: list[str]) -> list[str]:
+        return sorted(o for o in overrides if not o.startswith(DISPLAY_ONLY))
+
+    return key(made_with) == key(expected)
+
+
+def check_made_with(path: Path, expected: list[str]) -> None:
+    """Refuse a run folder made with other overrides than this suite's run (another suite's
+    same-named method, a hand-made run) instead of taking its results for this run."""
+    try:
+        made_with = read_overrides(path)
+    except BadRunFile as err:
+        raise GensegError(
+            f"benchmark: {path}: {err}; move the folder away to train it again"
+        ) from None
+    if made_with and not same_run(made_with, expected):
+        extra = sorted(set(made_with) - set(expected))
+        lacking = sorted(set(expected) - set(made_with))
+        raise GensegError(
+            f"benchmark: {path} holds a run made with other overrides (it has "
+            f"{' '.join(extra) or 'nothing more'}; this suite's run has "
+            f"{' '.join(lacking) or 'nothing more'}); give this suite its own out= or move the "
+            "folder away"
+        )
+
+
+def read_run_state(
+    out: Path, block: Block, method: str, expected: list[str] | None = None
+) -> RunState:
+    """The state of `<out>/<block>/<method>`; with `expected` (the suite's overrides of this
+    run), a started run made with other overrides is refused."""
     path = run_dir(out, block, method)
     status_file = path / "status.json"
     if not status_file.is_file():
         return RunState(block, method, path, "missing")
+    if expected is not None:
+        check_made_with(path, expected)
     try:
         status = str(json.loads(status_file.read_text()).get("status"))
     except (OSError, json.JSONDecodeError, AttributeError):
@@ -98,7 +143,7 @@ def block_states(
     recorded = recorded or {}
     states = []
     for block in blocks:
-        runs = [read_run_state(out, block, m) for m in suite.methods]
+        runs = [read_run_state(out, block, m, suite.run_overrides(block, m)) for m in suite.methods]
         for run in runs:
             if run.status == "missing" and (block.name, run.method) in recorded:
                 run.status, run.machine = "done", recorded[block.name, run.method]
