@@ -105,6 +105,24 @@ def test_a_run_limited_to_some_seeds_or_datasets_keeps_the_rest_of_the_tables(
     assert "ph2-n40-s1" in plan.stdout and "jsrt-n9" not in plan.stdout
 
 
+def test_methods_runs_only_those_methods_and_leaves_the_block_partial(
+    finished: Path, tmp_path: Path
+) -> None:
+    copy = tmp_path / "bench"
+    shutil.copytree(finished, copy)
+    shutil.rmtree(copy / "ph2-n40-s1")
+    shutil.rmtree(copy / "tables")  # nor recorded there: the block is to be trained again
+    args = ("suite=smoke", f"out={copy}", "seeds=[1]", "datasets=[ph2]")
+    result = genseg("benchmark", *args, "methods=[baseline_noaug]")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert (copy / "ph2-n40-s1" / "baseline_noaug" / "metrics.json").is_file()
+    assert not (copy / "ph2-n40-s1" / "baseline").exists()
+    assert "ph2-n40-s1: runs of baseline_noaug finished" in " ".join(result.stdout.split())
+    plan = genseg("benchmark", *args, "--plan")
+    row = next(line for line in plan.stdout.splitlines() if "ph2-n40-s1" in line)
+    assert "partial" in row and "1/2" in row
+
+
 def test_plan_lists_blocks_left_with_a_time_per_block(tmp_path: Path) -> None:
     result = genseg("benchmark", "suite=cpu", f"out={tmp_path}", "--plan")
     assert result.returncode == 0, result.stderr
@@ -120,6 +138,8 @@ def test_plan_lists_blocks_left_with_a_time_per_block(tmp_path: Path) -> None:
         (["suite=smoke", "seeds=[7]"], "seed 7 is not in suite smoke"),
         (["suite=smoke", "datasets=[busi]"], "dataset busi is not in suite smoke"),
         (["suite=smoke", "launcher=pbs"], "launcher=pbs"),
+        (["suite=smoke", "methods=[genseg]"], "method genseg is not in suite smoke"),
+        (["suite=smoke", "methods=[baseline]", "launcher=slurm"], "leave methods= out"),
     ],
 )
 def test_bad_arguments_are_one_line_and_exit_2(args: list[str], expected: str, tmp_path) -> None:

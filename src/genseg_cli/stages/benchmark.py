@@ -53,6 +53,9 @@ SPEC = {
     "jobs": Arg(None, int, minimum=1, help="runs at once on this machine (default: the suite's)"),
     "seeds": Arg(None, list, help="only these seeds of the suite, e.g. [0,1]"),
     "datasets": Arg(None, list, help="only these datasets of the suite, e.g. [jsrt,ph2]"),
+    "methods": Arg(
+        None, list, help="only these methods' runs here, e.g. [nnunet] (another process, same out)"
+    ),
     "blocks": Arg(None, int, minimum=1, help="stop after starting this many unfinished blocks"),
     "launcher": Arg(
         "local", str, ("local", "slurm"), help="local processes | a Slurm job per block"
@@ -112,6 +115,29 @@ def chosen_datasets(suite: Suite, datasets: list[str] | None) -> tuple[str, ...]
     return tuple(str(d) for d in datasets)
 
 
+def chosen_methods(suite: Suite, methods: list[str] | None) -> tuple[str, ...] | None:
+    if methods is None:
+        return None
+    unknown = [str(m) for m in methods if str(m) not in suite.methods]
+    if unknown:
+        raise GensegError(
+            f"genseg benchmark: method {unknown[0]} is not in suite {suite.name}'s methods "
+            f"{list(suite.methods)}; add it to {suite.path}"
+        )
+    return tuple(str(m) for m in methods)
+
+
+def only_methods(todo: list[BlockState], methods: tuple[str, ...] | None) -> list[BlockState]:
+    """The blocks to run with only the chosen methods' runs (the others are another process's,
+    on this machine: a block still never spans two machines, the foreign check sees to that)."""
+    if methods is None:
+        return todo
+    chosen = [
+        BlockState(s.block, [r for r in s.runs if r.method in methods], s.status) for s in todo
+    ]
+    return [s for s in chosen if s.missing]
+
+
 def plan_table(suite: Suite, out: Path, states: list[BlockState], jobs: int) -> Table:
     times = estimates(suite, out)
     table = Table(title=f"suite {suite.name}: {out}", title_justify="left")
@@ -153,6 +179,12 @@ def main(args: list[str]) -> int:
     tables = Path(cfg.tables) if cfg.tables else out / "tables"
     jobs = int(cfg.jobs or suite.jobs)
     blocks = suite.blocks(chosen_seeds(suite, cfg.seeds), chosen_datasets(suite, cfg.datasets))
+    methods = chosen_methods(suite, cfg.methods)
+    if methods is not None and cfg.launcher == "slurm":
+        raise GensegError(
+            "genseg benchmark: methods= runs part of a block; a Slurm job runs whole blocks, "
+            "so leave methods= out with launcher=slurm"
+        )
     if cfg.readme:
         readme_markers(Path(cfg.readme), suite.name)  # before hours of training, not after
     console = Console()
@@ -184,9 +216,10 @@ def main(args: list[str]) -> int:
 
         def on_block_done(block: Block) -> None:
             write_report(suite, out, tables, suite.blocks())
-            console.print(f"block {block.name} finished; tables in {tables}")
+            what = "finished" if methods is None else f"runs of {', '.join(methods)} finished"
+            console.print(f"block {block.name}: {what}; tables in {tables}")
 
-        outcome = run_local(suite, out, todo, jobs, on_block_done)
+        outcome = run_local(suite, out, only_methods(todo, methods), jobs, on_block_done)
         skipped = [s for s in states if s.status == "foreign" and not cfg.restart_foreign]
         for state in skipped:
             console.print(f"[yellow]skipped[/yellow] {state.block.name}: {state.why}")
