@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from pathlib import Path
 
 import yaml
@@ -32,7 +33,7 @@ def register_resolvers() -> None:
         OmegaConf.register_new_resolver("genseg.sweep_subdir", sweep_subdir)
 
 
-def _parsed(overrides) -> list[tuple[str, object]]:
+def _parsed(overrides: Iterable[object]) -> list[tuple[str, object]]:
     """`key=value` overrides as sorted (key, value) pairs, values read as YAML (false == False)."""
     pairs = []
     for text in overrides:
@@ -41,7 +42,7 @@ def _parsed(overrides) -> list[tuple[str, object]]:
     return sorted(pairs)
 
 
-def sweep_subdir(name: str, sweep_dir: str, overrides) -> str:
+def sweep_subdir(name: str, sweep_dir: str, overrides: Iterable[object]) -> str:
     """A multirun job's folder: `name` (dataset, backbone, method, budget, seed), unless that
     folder already holds a run made with other overrides. A sweep over a key the name does not
     show (`-m generator.lambda_l1=10,100`) would otherwise send its second job into the first's

@@ -116,7 +116,7 @@ def one_hot(labels: torch.Tensor, channels: int) -> torch.Tensor:
 LabelTransform = Callable[[dict], dict]
 
 
-def plain_tensor(data) -> torch.Tensor:
+def plain_tensor(data: object) -> torch.Tensor:
     """A torch.Tensor from a MONAI MetaTensor (whose metadata would follow it into batches)."""
     return data.as_tensor() if hasattr(data, "as_tensor") else torch.as_tensor(data)
 

@@ -74,7 +74,7 @@ class PairWriter:
 
 
 def write_nifti(
-    path: Path, data: np.ndarray, affine: np.ndarray | None = None, header=None
+    path: Path, data: np.ndarray, affine: np.ndarray | None = None, header: object | None = None
 ) -> None:
     """Save `data` as NIfTI with its own dtype; `header` (e.g. the input's) keeps orientation
     codes and units, while its scaling is reset so stored values are read back unchanged.

@@ -36,12 +36,14 @@ def whole(minimum: int, optional: bool = False) -> Callable[[object], str | None
     return check
 
 
-def at_least(low: float, optional: bool = False):
+def at_least(low: float, optional: bool = False) -> Check:
     """A number >= low (weights of optional terms, where 0 turns the term off)."""
     return number(low, optional=optional, closed=True)
 
 
-def number(low: float, high: float | None = None, optional: bool = False, closed: bool = False):
+def number(
+    low: float, high: float | None = None, optional: bool = False, closed: bool = False
+) -> Check:
     """A number in the open interval (low, high), or the closed [low, high] when `closed`;
     high None: no upper bound."""
 
@@ -61,7 +63,7 @@ def number(low: float, high: float | None = None, optional: bool = False, closed
     return check
 
 
-def one_of(*choices: object):
+def one_of(*choices: object) -> Check:
     def check(value: object) -> str | None:
         return None if value in choices else f"must be one of {', '.join(map(str, choices))}"
 

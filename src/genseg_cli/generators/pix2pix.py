@@ -13,6 +13,8 @@ transposed convolutions by softmax(alpha), alpha being upper-level parameters) a
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig
@@ -26,7 +28,7 @@ from genseg_cli.mlo.pseudo_trust import mixed_derivative, step_tangent
 from genseg_cli.nets.losses import GANLoss, weighted_mean, wide
 
 
-def pix2pix_adam(params, lr: float) -> torch.optim.Adam:
+def pix2pix_adam(params: Iterable[nn.Parameter], lr: float) -> torch.optim.Adam:
     """Adam with pix2pix's betas (0.5, 0.999), for every generator-side optimiser; fused (one
     kernel per step instead of a loop over tensors: about 2x faster on CPU, same update)."""
     return torch.optim.Adam(params, lr=lr, betas=(0.5, 0.999), fused=True)
@@ -102,7 +104,7 @@ class Pix2PixRecipe(GeneratorRecipe):
     def critic_update(
         self,
         critic: nn.Module,
-        optimizer,
+        optimizer: torch.optim.Optimizer,
         masks: Tensor | None,
         real: Tensor,
         fake: Tensor,

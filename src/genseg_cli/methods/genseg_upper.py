@@ -10,6 +10,7 @@ hypergradient is the chain through the GAN step: `genseg_cli.mlo.pseudo_trust`).
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 
 import torch
 from torch import Tensor
@@ -62,7 +63,7 @@ class UpperLevel:
 
     def _synthesise_for_upper(
         self, new_masks: Tensor, draws: list | None = None, step: StepPass | None = None
-    ):
+    ) -> Callable[[], Tensor | tuple[Tensor, Tensor]]:
         """The synthetic pairs as a function for the hypergradient: images, or (images, masks)
         with levers (whose mask transforms also move the targets). With `step` (the training
         pass's record and jitter draw), the images that pass made (`genseg_cli.mlo.replay`);

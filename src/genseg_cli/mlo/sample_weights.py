@@ -40,7 +40,9 @@ from genseg_cli.nets.losses import per_sample_losses
 MODES = ("none", "exact", "difference")
 
 
-def _losses(problem: LowerProblem, params: Params, buffers: Params, synthetic: Tensor):
+def _losses(
+    problem: LowerProblem, params: Params, buffers: Params, synthetic: Tensor
+) -> tuple[Tensor, Tensor]:
     """(L(real), per-sample synthetic losses) from one forward pass over real + synthetic."""
     images, masks = problem.real
     n_real = images.shape[0]

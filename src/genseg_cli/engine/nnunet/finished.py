@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from omegaconf import DictConfig
@@ -18,6 +19,9 @@ from genseg_cli.core.runtime import Runtime
 from genseg_cli.data.samples import Sample
 from genseg_cli.data.spec import DataSpec
 from genseg_cli.engine.nnunet.layout import Folders
+
+if TYPE_CHECKING:  # nnunetv2 is imported only when a run needs it
+    from genseg_cli.engine.nnunet.predict import Prediction
 
 TARGET = "genseg_cli.engine.nnunet.method.NnUNet"
 TRAINER, PLANS = "GensegTrainer", "nnUNetPlans"  # the fold folder's name: trainer__plans__config
@@ -129,7 +133,7 @@ class NnUNetModel:
             )
 
     @property
-    def prediction(self):
+    def prediction(self) -> Prediction:
         if self._prediction is None:
             from genseg_cli.engine.nnunet.predict import Prediction
 

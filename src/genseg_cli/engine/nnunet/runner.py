@@ -17,6 +17,7 @@ import shutil
 import time
 from importlib.metadata import version
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 import torch
@@ -38,6 +39,9 @@ from genseg_cli.engine.nnunet.layout import (
 )
 from genseg_cli.engine.nnunet.method import NnUNet
 from genseg_cli.engine.nnunet.plans import plan_and_preprocess
+
+if TYPE_CHECKING:  # nnunetv2 is imported only when a run needs it
+    from genseg_cli.engine.nnunet.trainer import GensegTrainer
 
 log = logging.getLogger("genseg.nnunet")
 
@@ -126,7 +130,9 @@ def plan_once(cfg: DictConfig, method: NnUNet, data: RunData, folders: Folders) 
     return planned
 
 
-def train_fold(cfg: DictConfig, method: NnUNet, folders: Folders, planned: dict, run_dir: Path):
+def train_fold(
+    cfg: DictConfig, method: NnUNet, folders: Folders, planned: dict, run_dir: Path
+) -> GensegTrainer:
     """nnU-Net's trainer after training fold 0: trained now, continued from
     checkpoint_latest.pth, or loaded from checkpoint_final.pth when training had finished."""
     from genseg_cli.engine.nnunet.trainer import StopAfterEpoch, build_trainer
@@ -155,7 +161,7 @@ def train_fold(cfg: DictConfig, method: NnUNet, folders: Folders, planned: dict,
         def on_step(loss: float) -> None:
             bar.update(task, advance=1, loss=f"{loss:.4f}")
 
-        def on_epoch(done) -> None:
+        def on_epoch(done: GensegTrainer) -> None:
             row = done.epoch_row(done.current_epoch - 1)
             bar.update(task, completed=row["step"], val=f"{row['val/pseudo_dice']:.4f}")
             log.info(
@@ -182,7 +188,7 @@ def train_fold(cfg: DictConfig, method: NnUNet, folders: Folders, planned: dict,
     return trainer
 
 
-def history(trainer) -> pd.DataFrame:
+def history(trainer: GensegTrainer) -> pd.DataFrame:
     """history.csv: one row per epoch trained (over every resumption)."""
     epochs = len(trainer.logger.get_checkpoint()["train_losses"])
     return pd.DataFrame([trainer.epoch_row(e) for e in range(epochs)])

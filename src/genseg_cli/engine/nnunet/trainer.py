@@ -48,7 +48,9 @@ class GensegTrainer(nnUNetTrainer):
         self.genseg_runtime, self.stop_epoch = runtime, stop_epoch
         self.on_step, self.on_epoch = on_step, on_epoch
 
-    def print_to_log_file(self, *args, also_print_to_console=True, add_timestamp=True):
+    def print_to_log_file(
+        self, *args: object, also_print_to_console: bool = True, add_timestamp: bool = True
+    ) -> None:
         # nnU-Net's own log file keeps every line; the terminal gets genseg's lines per epoch
         super().print_to_log_file(*args, also_print_to_console=False, add_timestamp=add_timestamp)
 
