@@ -15,7 +15,12 @@ from genseg_cli.core.runtime import resolve_runtime
 from genseg_cli.data.spec import DataSpec
 from genseg_cli.engine.loop import run_training
 from genseg_cli.engine.restore import load_generator, load_run
-from genseg_cli.generators.base import GeneratorRecipe, build_recipe
+from genseg_cli.generators.base import (
+    PREVIEW_SEED,
+    GeneratorRecipe,
+    build_recipe,
+    forked_stream,
+)
 
 CALLS: dict[str, int] = {"train_step": 0}
 
@@ -121,6 +126,34 @@ def test_separate_and_genseg_synthesise_in_the_same_batch_norm_mode():
     first = frozen.synthesise(masks)
     torch.manual_seed(1)
     assert torch.equal(first, training.synthesise(masks))
+
+
+def test_previews_show_the_images_the_segmenter_gets_and_change_nothing():
+    """Preview grids and the grid score judge the synthetic images: they must be the ones the
+    segmenter trains on (batch statistics and dropout in batches of the run's size), not the
+    eval-mode images, and drawing them must leave the run's streams and statistics alone."""
+    config = compose("train", ["profile=debug"]).generator
+    spec = shape_2d()
+    runtime = resolve_runtime("cpu", "fp32", False)
+    recipe = build_recipe(config, spec, runtime, lr=1e-3)
+    masks = (torch.rand(2 * spec.batch_size + 1, 1, 32, 32) > 0.5).float()
+    norms = [m for m in recipe.generator.modules() if isinstance(m, nn.BatchNorm2d)]
+    kept = [(m.running_mean.clone(), int(m.num_batches_tracked)) for m in norms]
+    torch.manual_seed(3)
+    first = recipe.preview(masks)
+    after = torch.rand(1)
+    torch.manual_seed(3)
+    assert torch.equal(after, torch.rand(1))  # as if no preview had drawn
+    assert all(
+        torch.equal(mean, m.running_mean) and count == int(m.num_batches_tracked)
+        for (mean, count), m in zip(kept, norms, strict=True)
+    )
+    assert torch.equal(first, recipe.preview(masks))  # the same draw at every preview
+    recipe.freeze()
+    size = spec.batch_size
+    with forked_stream(runtime.device, PREVIEW_SEED):
+        synthesis = [recipe.synthesise(masks[i : i + size]) for i in range(0, len(masks), size)]
+    assert torch.equal(recipe.preview(masks), torch.cat(synthesis))
 
 
 def test_searchable_pix2pix_offers_alpha_to_the_upper_level_and_fixed_does_not():

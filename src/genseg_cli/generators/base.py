@@ -23,7 +23,9 @@ The lifecycle, as the methods drive it:
 
 from __future__ import annotations
 
+import contextlib
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -33,6 +35,31 @@ from torch import Tensor, nn
 
 from genseg_cli.core.runtime import Runtime
 from genseg_cli.data.spec import DataSpec
+
+PREVIEW_SEED = 0  # the noise (dropout) of preview images: the same draw at every preview
+
+
+@contextlib.contextmanager
+def statistics_kept(module: nn.Module) -> Iterator[None]:
+    """Batch-norm layers normalise as their mode says, but record no running statistics."""
+    norms = [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    tracked = [m.track_running_stats for m in norms]
+    for norm in norms:
+        norm.track_running_stats = False
+    try:
+        yield
+    finally:
+        for norm, track in zip(norms, tracked, strict=True):
+            norm.track_running_stats = track
+
+
+@contextlib.contextmanager
+def forked_stream(device: torch.device, seed: int) -> Iterator[None]:
+    """Draws from a stream seeded with `seed`; torch's own streams are as they were after."""
+    devices = [device] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        yield
 
 
 class GeneratorRecipe(ABC):
@@ -143,12 +170,14 @@ class GeneratorRecipe(ABC):
 
     @torch.no_grad()
     def preview(self, masks: Tensor) -> Tensor:
-        """Images for preview grids: eval mode for this one pass, then back to the old mode."""
-        was_training = self.generator.training
-        self.generator.eval()
-        images = self.synthesise(masks)
-        self.generator.train(was_training)
-        return images
+        """Images for preview grids and the grid score, made as the segmenter's are: the
+        generator in its present mode (pix2pix's keeps batch statistics and dropout in
+        synthesis), in batches of the run's batch size. Running statistics are not updated and
+        the noise comes from a fixed seed on a forked stream, so a preview never changes a run."""
+        size = max(1, int(self.spec.batch_size))
+        with statistics_kept(self.generator), forked_stream(self.runtime.device, PREVIEW_SEED):
+            chunks = [self.synthesise(masks[i : i + size]) for i in range(0, len(masks), size)]
+        return torch.cat(chunks)
 
     def preview_pairs(self, masks: Tensor) -> tuple[Tensor, Tensor]:
         """(images, masks) for preview grids: `preview`'s images for `masks`; a recipe that
