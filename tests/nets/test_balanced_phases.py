@@ -100,9 +100,12 @@ def test_the_generator_draws_no_grid_with_balanced_phases(kernels):
 def test_the_option_is_off_by_default_and_changes_nothing_then():
     cfg = compose("train", ["method=genseg"])
     assert cfg.generator.model.balanced_phases is False
-    assert compose("train", ["method=separate", "generator=pix2pix_fixed"]).generator.model[
-        "balanced_phases"
-    ] is False
+    assert (
+        compose("train", ["method=separate", "generator=pix2pix_fixed"]).generator.model[
+            "balanced_phases"
+        ]
+        is False
+    )
     masks = torch.rand(2, 1, 32, 32)
     a, b = generator(False).eval(), MaskToImageGenerator(image_size=32, base_width=8).eval()
     b.load_state_dict(a.state_dict())

@@ -121,6 +121,7 @@ BAD = {
     "generator.lambda_kl": "-0.01",
     "generator.model.style_dim": "-8",
     "generator.model.balanced_phases": "maybe",
+    "generator.model.skips_dropped": "-1",
     "generator.lambda_fm": "-1",
     "generator.unlabeled_realism": "-1",
     "generator.skip_augment": "Affine",

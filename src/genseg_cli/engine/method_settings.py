@@ -163,6 +163,7 @@ GENERATOR: dict[str, Rule] = {
     ),
     "generator.model.style_dim": Rule(whole(0), "generator.model.style_dim=8 (0: off)"),
     "generator.model.balanced_phases": Rule(flag(), "generator.model.balanced_phases=true"),
+    "generator.model.skips_dropped": Rule(whole(0), "generator.model.skips_dropped=1 (0: off)"),
     "generator.pseudo_pairs.weight": Rule(
         at_least(0.0), "generator.pseudo_pairs.weight=1 (0: off)"
     ),
@@ -209,6 +210,7 @@ ABSENT_MEANS: dict[str, object] = {
     "generator.grid_score": False,
     "generator.model.style_dim": 0,
     "generator.model.balanced_phases": False,
+    "generator.model.skips_dropped": 0,
     "generator.lambda_kl": 0.01,  # no effect without the code
 }
 # keys a saved run's config may lack at any value, where the saved run had the option they tune

@@ -267,6 +267,8 @@ def cache_settings(generator: DictConfig) -> dict:
         model.pop("upsample_ops")
     if isinstance(model, dict) and not model.get("balanced_phases", True):
         model.pop("balanced_phases")
+    if isinstance(model, dict) and model.get("skips_dropped", 1) == 0:
+        model.pop("skips_dropped")
     if isinstance(model, dict) and not model.get("style_dim"):  # no appearance code
         model.pop("style_dim", None)
         settings.pop("lambda_kl", None)

@@ -125,7 +125,10 @@ class MaskToImageGenerator(nn.Module):
     ``"transposed"`` (``"nearest"``, ``"bilinear"``) add resize-then-convolve candidates to every
     decoder layer's mixture, which then always owns an alpha. ``balanced_phases``: every decoder
     layer uses its transposed kernel with balanced phases, so flat regions come out flat, without
-    the checkerboard grid (``genseg_cli.nets.strided_conv.balance_phases``).
+    the checkerboard grid (``genseg_cli.nets.strided_conv.balance_phases``). ``skips_dropped``:
+    the number of outermost skip connections left out (0: pix2pix's U-Net); without them the
+    finest decoder layers see no full-resolution encoder features, so the mask's edge cannot be
+    copied into the image as a traced outline.
 
     >>> gen = MaskToImageGenerator(image_size=32, base_width=8, up_kernels=(4, 6, 8))
     >>> gen.searchable, len(gen.arch_parameters())
@@ -155,6 +158,7 @@ class MaskToImageGenerator(nn.Module):
         upsample_ops: Sequence[str] = ("transposed",),
         style_dim: int = 0,
         balanced_phases: bool = False,
+        skips_dropped: int = 0,
     ) -> None:
         super().__init__()
         if norm not in NORMS:
@@ -171,6 +175,12 @@ class MaskToImageGenerator(nn.Module):
             depth = _square_depth(image_size, bottleneck_size)
             shape = (image_size, image_size)
         dims = len(shape)
+        if not 0 <= operator.index(skips_dropped) <= depth - 1:
+            raise ValueError(
+                f"skips_dropped must be in [0, {depth - 1}] for a {depth}-level U-Net, "
+                f"got {skips_dropped}"
+            )
+        self.skips_dropped = int(skips_dropped)
         up = check_kernels(up_kernels, "up_kernels")
         down = check_kernels(down_kernels, "down_kernels")
         resize = tuple(op for op in check_upsample_ops(upsample_ops) if op != "transposed")
@@ -204,7 +214,7 @@ class MaskToImageGenerator(nn.Module):
         decoder: dict[str, nn.Module] = {}
         for i in range(depth):
             inner, last = i == depth - 1, i == 0
-            c_in = widths[i] if inner else 2 * widths[i]
+            c_in = widths[i] if inner or i < self.skips_dropped else 2 * widths[i]
             c_out = out_channels if last else widths[i - 1]
             op = strided_op(
                 c_in, c_out, up, transposed=True, bias=last or biased, dims=dims, resize=resize,
@@ -256,7 +266,7 @@ class MaskToImageGenerator(nn.Module):
         ups = list(self.decoder.values())
         h = ups[-1](skips[-1])
         for i in range(self.depth - 2, -1, -1):
-            h = ups[i](torch.cat([h, skips[i]], dim=1))
+            h = ups[i](h if i < self.skips_dropped else torch.cat([h, skips[i]], dim=1))
         return h
 
     def _with_style(self, mask: Tensor, style: Tensor | None) -> Tensor:
