@@ -11,7 +11,7 @@ from omegaconf import OmegaConf
 from torch import Tensor, nn
 
 from genseg_cli.core.config import compose
-from genseg_cli.core.runtime import resolve_runtime
+from genseg_cli.core.runtime import forked_rng, resolve_runtime
 from genseg_cli.data.spec import DataSpec
 from genseg_cli.engine.loop import run_training
 from genseg_cli.engine.restore import load_generator, load_run
@@ -19,7 +19,6 @@ from genseg_cli.generators.base import (
     PREVIEW_SEED,
     GeneratorRecipe,
     build_recipe,
-    forked_stream,
 )
 
 CALLS: dict[str, int] = {"train_step": 0}
@@ -151,7 +150,7 @@ def test_previews_show_the_images_the_segmenter_gets_and_change_nothing():
     assert torch.equal(first, recipe.preview(masks))  # the same draw at every preview
     recipe.freeze()
     size = spec.batch_size
-    with forked_stream(runtime.device, PREVIEW_SEED):
+    with forked_rng(runtime.device, PREVIEW_SEED):
         synthesis = [recipe.synthesise(masks[i : i + size]) for i in range(0, len(masks), size)]
     assert torch.equal(recipe.preview(masks), torch.cat(synthesis))
 

@@ -23,6 +23,7 @@ from pathlib import Path
 import torch
 
 from genseg_cli.benchmark.suite import Block, Suite
+from genseg_cli.core.config import parsed_overrides
 from genseg_cli.core.errors import GensegError
 from genseg_cli.core.fingerprint import machine_fingerprint
 from genseg_cli.report.grouping import BadRunFile, read_overrides
@@ -78,11 +79,11 @@ def run_dir(out: Path, block: Block, method: str) -> Path:
 
 
 def same_run(made_with: list[str], expected: list[str]) -> bool:
-    """Whether a folder's overrides make the run `expected` describes (order and display-only
-    overrides aside)."""
+    """Whether a folder's overrides make the run `expected` describes (order, YAML spellings of
+    one value and display-only overrides aside)."""
 
-    def key(overrides: list[str]) -> list[str]:
-        return sorted(o for o in overrides if not o.startswith(DISPLAY_ONLY))
+    def key(overrides: list[str]) -> list[tuple[str, object]]:
+        return parsed_overrides(o for o in overrides if not o.startswith(DISPLAY_ONLY))
 
     return key(made_with) == key(expected)
 

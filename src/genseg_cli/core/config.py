@@ -33,7 +33,7 @@ def register_resolvers() -> None:
         OmegaConf.register_new_resolver("genseg.sweep_subdir", sweep_subdir)
 
 
-def _parsed(overrides: Iterable[object]) -> list[tuple[str, object]]:
+def parsed_overrides(overrides: Iterable[object]) -> list[tuple[str, object]]:
     """`key=value` overrides as sorted (key, value) pairs, values read as YAML (false == False)."""
     pairs = []
     for text in overrides:
@@ -51,8 +51,8 @@ def sweep_subdir(name: str, sweep_dir: str, overrides: Iterable[object]) -> str:
     stored = Path(sweep_dir) / name / "overrides.yaml"
     if not stored.is_file():
         return name
-    mine = _parsed(overrides)
-    if _parsed(yaml.safe_load(stored.read_text()) or []) == mine:
+    mine = parsed_overrides(overrides)
+    if parsed_overrides(yaml.safe_load(stored.read_text()) or []) == mine:
         return name
     digest = hashlib.sha256(repr(mine).encode()).hexdigest()[:8]
     return f"{name}_{digest}"

@@ -122,3 +122,15 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
+
+
+@contextlib.contextmanager
+def forked_rng(device: torch.device | str, seed: int | None = None) -> Iterator[None]:
+    """Inside, torch's streams (the CPU's and `device`'s), seeded with `seed` when given; outside,
+    they are as they were: draws made inside never shift a run's own stream."""
+    device = torch.device(device)
+    gpus = [device.index or 0] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=gpus):
+        if seed is not None:
+            torch.manual_seed(seed)
+        yield

@@ -33,7 +33,7 @@ from hydra.utils import get_class
 from omegaconf import DictConfig
 from torch import Tensor, nn
 
-from genseg_cli.core.runtime import Runtime
+from genseg_cli.core.runtime import Runtime, forked_rng
 from genseg_cli.data.spec import DataSpec
 
 PREVIEW_SEED = 0  # the noise (dropout) of preview images: the same draw at every preview
@@ -51,15 +51,6 @@ def statistics_kept(module: nn.Module) -> Iterator[None]:
     finally:
         for norm, track in zip(norms, tracked, strict=True):
             norm.track_running_stats = track
-
-
-@contextlib.contextmanager
-def forked_stream(device: torch.device, seed: int) -> Iterator[None]:
-    """Draws from a stream seeded with `seed`; torch's own streams are as they were after."""
-    devices = [device] if device.type == "cuda" else []
-    with torch.random.fork_rng(devices=devices):
-        torch.manual_seed(seed)
-        yield
 
 
 class GeneratorRecipe(ABC):
@@ -175,7 +166,7 @@ class GeneratorRecipe(ABC):
         synthesis), in batches of the run's batch size. Running statistics are not updated and
         the noise comes from a fixed seed on a forked stream, so a preview never changes a run."""
         size = max(1, int(self.spec.batch_size))
-        with statistics_kept(self.generator), forked_stream(self.runtime.device, PREVIEW_SEED):
+        with statistics_kept(self.generator), forked_rng(self.runtime.device, PREVIEW_SEED):
             chunks = [self.synthesise(masks[i : i + size]) for i in range(0, len(masks), size)]
         return torch.cat(chunks)
 

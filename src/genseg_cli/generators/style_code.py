@@ -28,7 +28,7 @@ import torch
 from omegaconf import DictConfig
 from torch import Tensor, nn
 
-from genseg_cli.core.runtime import Runtime
+from genseg_cli.core.runtime import Runtime, forked_rng
 from genseg_cli.data.spec import DataSpec
 from genseg_cli.nets.losses import weighted_mean, wide
 from genseg_cli.nets.style import StyleEncoder, encoder_layers
@@ -97,10 +97,7 @@ class StyleCode:
     @contextlib.contextmanager
     def fixed_codes(self) -> Iterator[None]:
         """Inside, codes drawn from a fixed seed; torch's global stream untouched outside."""
-        device = torch.device(self.runtime.device)
-        gpus = [device.index or 0] if device.type == "cuda" else []
-        with torch.random.fork_rng(devices=gpus):
-            torch.manual_seed(PREVIEW_SEED)
+        with forked_rng(self.runtime.device, PREVIEW_SEED):
             yield
 
     def freeze(self) -> None:

@@ -19,6 +19,7 @@ from torch import Tensor, nn
 
 from genseg_cli.core.files import load_torch, save_torch
 from genseg_cli.core.progress import item_progress
+from genseg_cli.core.runtime import forked_rng
 from genseg_cli.data.photometric import PhotometricJitter
 from genseg_cli.data.streams import LABELLED, NEW_MASKS
 from genseg_cli.generators.base import GeneratorRecipe, build_recipe
@@ -125,9 +126,7 @@ class SyntheticDataMethod(Method):
         # the pre-training draws from torch's global generators (dropout, initial noise); a run
         # that loads the cache does not, so without a fork the runs after a cold and a warm cache
         # would follow different random streams for the same seed
-        device = torch.device(self.runtime.device)
-        gpus = [device.index or 0] if device.type == "cuda" else []
-        with torch.random.fork_rng(devices=gpus):
+        with forked_rng(self.runtime.device):
             seconds = self._pretrain_steps(context, steps)
         if cache is not None:
             save_torch(cache, self.recipe.state_dict())

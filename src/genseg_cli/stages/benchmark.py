@@ -102,29 +102,17 @@ def chosen_seeds(suite: Suite, seeds: list[str] | None) -> tuple[int, ...]:
     return chosen
 
 
-def chosen_datasets(suite: Suite, datasets: list[str] | None) -> tuple[str, ...] | None:
-    if datasets is None:
+def chosen(suite: Suite, what: str, names: list[str] | None, known: list[str]) -> tuple | None:
+    """The names given for `what` (dataset, method), each one of the suite's; None: all."""
+    if names is None:
         return None
-    known = [d.name for d in suite.datasets]
-    unknown = [str(d) for d in datasets if str(d) not in known]
+    unknown = [str(n) for n in names if str(n) not in known]
     if unknown:
         raise GensegError(
-            f"genseg benchmark: dataset {unknown[0]} is not in suite {suite.name}'s datasets "
+            f"genseg benchmark: {what} {unknown[0]} is not in suite {suite.name}'s {what}s "
             f"{known}; add it to {suite.path}"
         )
-    return tuple(str(d) for d in datasets)
-
-
-def chosen_methods(suite: Suite, methods: list[str] | None) -> tuple[str, ...] | None:
-    if methods is None:
-        return None
-    unknown = [str(m) for m in methods if str(m) not in suite.methods]
-    if unknown:
-        raise GensegError(
-            f"genseg benchmark: method {unknown[0]} is not in suite {suite.name}'s methods "
-            f"{list(suite.methods)}; add it to {suite.path}"
-        )
-    return tuple(str(m) for m in methods)
+    return tuple(str(n) for n in names)
 
 
 def only_methods(todo: list[BlockState], methods: tuple[str, ...] | None) -> list[BlockState]:
@@ -178,8 +166,9 @@ def main(args: list[str]) -> int:
     out = Path(cfg.out) if cfg.out else output_root() / "benchmark" / suite.name
     tables = Path(cfg.tables) if cfg.tables else out / "tables"
     jobs = int(cfg.jobs or suite.jobs)
-    blocks = suite.blocks(chosen_seeds(suite, cfg.seeds), chosen_datasets(suite, cfg.datasets))
-    methods = chosen_methods(suite, cfg.methods)
+    datasets = chosen(suite, "dataset", cfg.datasets, [d.name for d in suite.datasets])
+    blocks = suite.blocks(chosen_seeds(suite, cfg.seeds), datasets)
+    methods = chosen(suite, "method", cfg.methods, list(suite.methods))
     if methods is not None and cfg.launcher == "slurm":
         raise GensegError(
             "genseg benchmark: methods= runs part of a block; a Slurm job runs whole blocks, "
