@@ -20,7 +20,7 @@ trained on that seed's split (`genseg train ... method=baseline seed=S`, the run
     --variant pseudo=ssl=self_training,ssl.teacher_run=teachers/busi_s{seed},\
 generator.pseudo_pairs.weight=1
 
-`--previews DIR` keeps each variant's preview grids (DIR/<variant>_seed<seed>/).
+`--previews DIR` keeps each variant's preview grids (DIR/<dataset>_<variant>_seed<seed>/).
 Prints one table: variant, mean pre-training seconds, TSTR test Dice per seed and mean, and the
 paired difference (per seed) to the first variant, which should be the current default.
 
@@ -206,7 +206,8 @@ def main() -> None:
                 found = {"pretrain_s": 0.0, "tstr": float(reference["test"]["dice_mean"])}
                 found |= {"grid": float("nan"), "grid_real": float("nan")}
             else:
-                folder = args.previews / f"{name}_seed{seed}" if args.previews else None
+                where = f"{cfg.dataset.name}_{name}_seed{seed}"  # two sweeps may share one DIR
+                folder = args.previews / where if args.previews else None
                 found = score_variant(cfg, data, args.tstr_steps, folder)
                 seconds[name].append(found["pretrain_s"])
             dice[name][seed] = found["tstr"]

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from genseg_cli.core.config import compose
+
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 TINY = ["data.image_size=32", "mlo.arch_every=1"]  # overrides_of skips pre-training
 
@@ -94,4 +96,5 @@ def test_generator_sweep_reads_list_values_keeps_previews_and_scores_the_grid(tm
     assert "upsample_ops=[transposed,bilinear]" in row  # one override, its comma kept
     grid, grid_real = (float(v) for v in row.split(",")[-2:])
     assert grid == grid and grid_real == grid_real  # measured, not NaN
-    assert (previews / "bilinear_seed0" / "synthetic_pretrained.png").is_file()
+    dataset = compose("train", []).dataset.name
+    assert (previews / f"{dataset}_bilinear_seed0" / "synthetic_pretrained.png").is_file()
